@@ -1,0 +1,28 @@
+//! The Diffusion session protocol (versions 25 and 29) as pure data and state: no
+//! sockets, no clock, no async. Runtime adapters feed it frames and instants and send what
+//! it returns.
+//!
+//! - [`wire`], [`message`]: the primitive encodings and the message codec;
+//! - [`Credentials`], [`SessionProperties`]: what a session authenticates and identifies with;
+//! - [`ConnectionParams`], [`ConnectionResponse`]: the handshake;
+//! - [`ClientSession`], [`ServerSession`]: the two state machines, driven the sans-IO way.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod credentials;
+pub mod message;
+pub mod properties;
+pub mod request;
+pub mod response;
+pub mod wire;
+
+pub use credentials::{Credentials, CredentialsError};
+pub use message::{ErrorReason, Message, MessageError, ServiceId};
+pub use properties::{PropertyError, SessionProperties};
+pub use request::{
+    ConnectionParams, ParamError, ParameterCarrier, ReconnectParams, UrlError, WebSocketUrl,
+};
+pub use response::{
+    ConnectionResponse, ProtocolVersion, ResponseClass, ResponseCode, ResponseError, SessionGrant,
+    SessionId, SessionToken,
+};
