@@ -186,9 +186,7 @@ pub enum RequestError {
     TimedOut(Duration),
     /// The server resumed the session without some messages (106, or a new session),
     /// so this request's fate is unknown; it may be retried.
-    #[error(
-        "the session was resumed with message loss; the request may not have reached the server"
-    )]
+    #[error("the session was resumed with message loss; the request may not have reached the server")]
     MessageLoss,
     /// The session ended first.
     #[error("the session closed before a response: {0}")]
@@ -216,22 +214,46 @@ pub enum SessionError {
         limit: usize,
     },
     /// Disconnected, and the recovery buffer is full: sending more would lose messages.
-    #[error("disconnected and {0} messages are already waiting for the reconnection; retry once reconnected")]
+    #[error(
+        "disconnected and {0} messages are already waiting for the reconnection; retry once reconnected"
+    )]
     RecoveryBufferFull(usize),
+}
+
+/// One change of [`SessionState`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateChange {
+    /// Before.
+    pub old: SessionState,
+    /// After.
+    pub new: SessionState,
+    /// Why, for a closed state.
+    pub reason: Option<CloseReason>,
+}
+
+/// The outcome of a user ping: the round trip and when the ping was sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PingDetails {
+    /// From sending the ping to its response.
+    pub round_trip: Duration,
+    /// Wall-clock time the ping was sent.
+    pub timestamp: SystemTime,
+}
+
+impl From<&Reply> for PingDetails {
+    fn from(reply: &Reply) -> Self {
+        PingDetails {
+            round_trip: reply.round_trip,
+            timestamp: reply.sent_at,
+        }
+    }
 }
 
 /// What the application learns from the session.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     /// The state changed; closed states carry their reason.
-    StateChanged {
-        /// Before.
-        old: SessionState,
-        /// After.
-        new: SessionState,
-        /// Why, for a closed state.
-        reason: Option<CloseReason>,
-    },
+    StateChanged(StateChange),
     /// A connection response opened or resumed the session (after the state change).
     Connected {
         /// The session.
@@ -482,9 +504,7 @@ impl ClientSession {
             SessionState::Connecting => return Err(SessionError::NotConnected),
             s if s.is_closed() => {
                 return Err(SessionError::Closed(
-                    self.close_reason
-                        .clone()
-                        .unwrap_or(CloseReason::ClosedByClient),
+                    self.close_reason.clone().unwrap_or(CloseReason::ClosedByClient),
                 ))
             }
             _ if self.closing_deadline.is_some() => return Err(SessionError::Closing),
@@ -545,9 +565,7 @@ impl ClientSession {
         };
         if self.state.is_closed() {
             return Err(SessionError::Closed(
-                self.close_reason
-                    .clone()
-                    .unwrap_or(CloseReason::ClosedByClient),
+                self.close_reason.clone().unwrap_or(CloseReason::ClosedByClient),
             ));
         }
         if cid == 0 {
@@ -609,8 +627,7 @@ impl ClientSession {
         if self.idle_deadline.is_some_and(|d| d <= now) {
             self.idle_deadline = None;
             self.drop_link();
-            let cause =
-                "idle: no system ping from the server within twice its ping period".to_owned();
+            let cause = "idle: no system ping from the server within twice its ping period".to_owned();
             self.connection_lost(now, CloseReason::ConnectionLost { cause });
         }
         if self.closing_deadline.is_some_and(|d| d <= now) {
@@ -659,10 +676,7 @@ impl ClientSession {
         let reconnect = match (&self.granted, self.state) {
             (Some(g), SessionState::RecoveringReconnect) => Some(ReconnectParams {
                 token: g.token.clone(),
-                available_client_sequence: self
-                    .recovery
-                    .front()
-                    .map_or(self.last_sent + 1, |m| m.0),
+                available_client_sequence: self.recovery.front().map_or(self.last_sent + 1, |m| m.0),
                 last_server_sequence: self.received,
             }),
             _ => None,
@@ -749,12 +763,10 @@ impl ClientSession {
             Err(e) => return self.finish(SessionState::ClosedByClient, CloseReason::Handshake(e)),
         };
         let resent = match grant.code {
-            ResponseCode::Reconnected if recovering => {
-                match self.resend_from(grant.recovery_sequence()) {
-                    Ok(n) => n,
-                    Err(reason) => return self.finish(SessionState::ClosedFailed, reason),
-                }
-            }
+            ResponseCode::Reconnected if recovering => match self.resend_from(grant.recovery_sequence()) {
+                Ok(n) => n,
+                Err(reason) => return self.finish(SessionState::ClosedFailed, reason),
+            },
             // 106, or a brand-new session where we asked to resume: what was in flight is gone.
             _ if recovering => {
                 self.reset_sequences();
@@ -787,10 +799,7 @@ impl ClientSession {
     }
 
     fn arm_idle(&mut self, now: Instant) {
-        let period = self
-            .granted
-            .as_ref()
-            .map_or(Duration::ZERO, |g| g.ping_period);
+        let period = self.granted.as_ref().map_or(Duration::ZERO, |g| g.ping_period);
         self.idle_deadline = (!period.is_zero()).then(|| now + period * 2);
     }
 
@@ -817,8 +826,7 @@ impl ClientSession {
             .map(|m| m.1.clone())
             .collect();
         let n = frames.len();
-        self.outputs
-            .extend(frames.into_iter().map(Output::Transmit));
+        self.outputs.extend(frames.into_iter().map(Output::Transmit));
         Ok(n)
     }
 
@@ -878,27 +886,19 @@ impl ClientSession {
                 reason,
             } => {
                 if self.pending.remove(&cid).is_some() {
-                    let result = Err(RequestError::Service {
-                        description,
-                        reason,
-                    });
+                    let result = Err(RequestError::Service { description, reason });
                     self.emit(Event::Response {
                         id: RequestId(cid),
                         result,
                     });
                 }
             }
-            Message::TopicValue {
-                compressed: true, ..
+            Message::TopicValue { compressed: true, .. } | Message::TopicDelta { compressed: true, .. } => {
+                self.protocol_error(
+                    "a compressed topic message arrived, but zlib was not advertised (ca=8)".into(),
+                )
             }
-            | Message::TopicDelta {
-                compressed: true, ..
-            } => self.protocol_error(
-                "a compressed topic message arrived, but zlib was not advertised (ca=8)".into(),
-            ),
-            m @ (Message::TopicValue { .. } | Message::TopicDelta { .. }) => {
-                self.emit(Event::Topic(m))
-            }
+            m @ (Message::TopicValue { .. } | Message::TopicDelta { .. }) => self.emit(Event::Topic(m)),
             Message::Abort => {
                 if self.closing_deadline.is_some() {
                     self.finish(SessionState::ClosedByClient, CloseReason::ClosedByClient)
@@ -985,15 +985,12 @@ impl ClientSession {
 
     fn transition(&mut self, new: SessionState, reason: Option<CloseReason>) {
         let old = self.state;
-        debug_assert!(
-            old.can_transition_to(new),
-            "illegal transition {old} -> {new}"
-        );
+        debug_assert!(old.can_transition_to(new), "illegal transition {old} -> {new}");
         if !old.can_transition_to(new) {
             return;
         }
         self.state = new;
-        self.emit(Event::StateChanged { old, new, reason });
+        self.emit(Event::StateChanged(StateChange { old, new, reason }));
     }
 
     fn fail_pending(&mut self, error: RequestError) {
@@ -1035,10 +1032,7 @@ mod tests {
     fn grant(code: ResponseCode, last_field: u32) -> Bytes {
         ConnectionResponse::Accepted(SessionGrant {
             code,
-            session_id: SessionId {
-                server: 1,
-                value: 2,
-            },
+            session_id: SessionId { server: 1, value: 2 },
             token: SessionToken::new(*b"ABCDEFGHIJKLMNOPQRSTUVWX"),
             ping_period_ms: 1000,
             last_field,
@@ -1115,7 +1109,7 @@ mod tests {
                 }
                 for out in drain(&mut s) {
                     match out {
-                        Output::Event(Event::StateChanged { old, new, reason }) => {
+                        Output::Event(Event::StateChanged(StateChange { old, new, reason })) => {
                             prop_assert_eq!(old, state);
                             prop_assert!(old.can_transition_to(new), "{} -> {}", old, new);
                             prop_assert_eq!(new.is_closed(), reason.is_some());
@@ -1150,13 +1144,7 @@ mod tests {
                 Bytes::from(vec![0; 64]),
             )
             .unwrap_err();
-        assert_eq!(
-            err,
-            SessionError::MessageTooLarge {
-                size: 67,
-                limit: 64
-            }
-        );
+        assert_eq!(err, SessionError::MessageTooLarge { size: 67, limit: 64 });
         assert!(drain(&mut s).is_empty());
         assert_eq!(s.pending_requests(), 0);
     }

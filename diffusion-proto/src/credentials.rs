@@ -157,10 +157,7 @@ mod tests {
             Credentials::password("hunter2"),
             Credentials::custom(*b"tok3n")
         );
-        assert!(
-            !shown.contains("hunter2") && !shown.contains("tok3n"),
-            "{shown}"
-        );
+        assert!(!shown.contains("hunter2") && !shown.contains("tok3n"), "{shown}");
     }
 
     #[test]

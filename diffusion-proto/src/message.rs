@@ -266,9 +266,7 @@ impl Message {
                     + description.len()
                     + wire::varint_i32_len(reason.0)
             }
-            Message::TopicValue { payload, .. } | Message::TopicDelta { payload, .. } => {
-                4 + payload.len()
-            }
+            Message::TopicValue { payload, .. } | Message::TopicDelta { payload, .. } => 4 + payload.len(),
             Message::Abort | Message::CloseRequest => 0,
         }
     }
@@ -425,8 +423,7 @@ pub(crate) mod tests {
                     payload,
                 }
             }),
-            (any::<i64>(), payload())
-                .prop_map(|(cid, payload)| Message::ServiceResponse { cid, payload }),
+            (any::<i64>(), payload()).prop_map(|(cid, payload)| Message::ServiceResponse { cid, payload }),
             (any::<i64>(), ".{0,20}", any::<i32>()).prop_map(|(cid, description, r)| {
                 Message::ServiceError {
                     cid,

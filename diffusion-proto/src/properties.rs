@@ -46,9 +46,7 @@ pub fn validate_key(key: &str) -> Result<(), PropertyError> {
         return Err(PropertyError::EmptyKey);
     }
     if key == "$" {
-        return Err(PropertyError::Reserved {
-            key: key.to_owned(),
-        });
+        return Err(PropertyError::Reserved { key: key.to_owned() });
     }
     if let Some(ch) = key
         .chars()
@@ -85,11 +83,7 @@ impl SessionProperties {
     /// assert!(matches!(sp.insert("x y", "1"), Err(PropertyError::DisallowedCharacter { ch: ' ', .. })));
     /// assert_eq!(sp.to_quoted_list(), r#""region","eu""#);
     /// ```
-    pub fn insert(
-        &mut self,
-        key: impl Into<String>,
-        value: impl Into<String>,
-    ) -> Result<(), PropertyError> {
+    pub fn insert(&mut self, key: impl Into<String>, value: impl Into<String>) -> Result<(), PropertyError> {
         let key = key.into();
         validate_key(&key)?;
         if key.starts_with('$') && !CLIENT_SETTABLE_FIXED.contains(&key.as_str()) {
@@ -319,8 +313,7 @@ mod tests {
     }
 
     fn any_props() -> impl Strategy<Value = SessionProperties> {
-        proptest::collection::vec((".{1,8}", ".{0,12}"), 0..6)
-            .prop_map(SessionProperties::from_iter)
+        proptest::collection::vec((".{1,8}", ".{0,12}"), 0..6).prop_map(SessionProperties::from_iter)
     }
 
     proptest! {

@@ -70,6 +70,20 @@ impl WebSocketUrl {
         })
     }
 
+    /// `host:port` to open a TCP connection to, with 80 or 443 when the URL has no port.
+    pub fn socket_address(&self) -> String {
+        let a = self.authority.as_str();
+        let has_port = match a.strip_prefix('[') {
+            Some(rest) => rest.contains("]:"),
+            None => a.contains(':'),
+        };
+        if has_port {
+            a.to_owned()
+        } else {
+            format!("{a}:{}", if self.secure { 443 } else { 80 })
+        }
+    }
+
     /// The host without port or IPv6 brackets (for TLS server names).
     pub fn host(&self) -> &str {
         let a = self.authority.as_str();
@@ -238,8 +252,7 @@ impl ConnectionParams {
         }
         for (name, value) in headers {
             if !raw.has(name) {
-                let value =
-                    std::str::from_utf8(value).map_err(|_| ParamError::NotUtf8(name.to_owned()))?;
+                let value = std::str::from_utf8(value).map_err(|_| ParamError::NotUtf8(name.to_owned()))?;
                 raw.put(name, value.to_owned());
             }
         }
@@ -285,9 +298,7 @@ struct RawParams {
 
 impl RawParams {
     fn has(&self, name: &str) -> bool {
-        self.values
-            .iter()
-            .any(|(n, _)| n.eq_ignore_ascii_case(name))
+        self.values.iter().any(|(n, _)| n.eq_ignore_ascii_case(name))
     }
 
     fn put(&mut self, name: &str, value: String) {
@@ -322,10 +333,7 @@ impl RawParams {
         p.capabilities = self.number("ca")?.unwrap_or(0);
         p.reconnect_timeout_ms = self.number("r")?.unwrap_or(0);
         // The Python client sends an empty username for anonymous sessions.
-        p.principal = self
-            .get("username")
-            .filter(|u| !u.is_empty())
-            .map(str::to_owned);
+        p.principal = self.get("username").filter(|u| !u.is_empty()).map(str::to_owned);
         p.credentials = Credentials::from_param(self.get("password").unwrap_or_default())?;
         p.properties = SessionProperties::parse(self.get("sp").unwrap_or_default())?;
         if let Some(c) = self.get("c") {
@@ -360,9 +368,7 @@ fn percent_decode(s: &str) -> Result<String, ParamError> {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
-            let hex = bytes
-                .get(i + 1..i + 3)
-                .and_then(|h| std::str::from_utf8(h).ok());
+            let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
             let byte = hex
                 .and_then(|h| u8::from_str_radix(h, 16).ok())
                 .ok_or_else(|| ParamError::NotUtf8(s.to_owned()))?;
@@ -391,10 +397,7 @@ mod tests {
             WebSocketUrl::resolve("ws:///x"),
             Err(UrlError::MissingHost(_))
         ));
-        assert_eq!(
-            WebSocketUrl::resolve("ws://[::1]:80").unwrap().host(),
-            "::1"
-        );
+        assert_eq!(WebSocketUrl::resolve("ws://[::1]:80").unwrap().host(), "::1");
         assert_eq!(
             WebSocketUrl::resolve("wss://u:p@h:1/").unwrap().to_string(),
             "wss://h:1/diffusion"
@@ -425,8 +428,7 @@ mod tests {
                 p.credentials = password.map(Credentials::password).unwrap_or_default();
                 p.properties = props.into_iter().collect();
                 p.reconnect = rc.map(|(t, cs, ss)| ReconnectParams {
-                    token: SessionToken::from_param(&t)
-                        .unwrap_or_else(|| SessionToken::new([b'A'; 24])),
+                    token: SessionToken::from_param(&t).unwrap_or_else(|| SessionToken::new([b'A'; 24])),
                     available_client_sequence: cs,
                     last_server_sequence: ss,
                 });

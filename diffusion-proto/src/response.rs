@@ -163,12 +163,8 @@ impl ResponseCode {
             ResponseCode::Ok => "new session created",
             ResponseCode::Downgrade => "the server cannot use the requested protocol version",
             ResponseCode::Reconnected => "session resumed without loss",
-            ResponseCode::ReconnectedWithMessageLoss => {
-                "session resumed, but some messages were lost"
-            }
-            ResponseCode::ReverseConnectionAccepted => {
-                "server-to-server reverse connection accepted"
-            }
+            ResponseCode::ReconnectedWithMessageLoss => "session resumed, but some messages were lost",
+            ResponseCode::ReverseConnectionAccepted => "server-to-server reverse connection accepted",
             ResponseCode::Rejected => "connection refused",
             ResponseCode::ConnectionUnsupported => "connection type not supported by the connector",
             ResponseCode::LicenseExceeded => "the server's licence connection limit is reached",
@@ -176,12 +172,8 @@ impl ResponseCode {
             ResponseCode::ConnectionProtocolError => "the connection request was invalid",
             ResponseCode::AuthenticationFailed => "principal or credentials rejected",
             ResponseCode::UnknownSession => "the server does not know this session (any more)",
-            ResponseCode::ReconnectionFailedMessageLoss => {
-                "reconnection refused because messages were lost"
-            }
-            ResponseCode::RejectedServerInitialising => {
-                "the server is still starting; try again later"
-            }
+            ResponseCode::ReconnectionFailedMessageLoss => "reconnection refused because messages were lost",
+            ResponseCode::RejectedServerInitialising => "the server is still starting; try again later",
             ResponseCode::Error => "unspecified server error",
         }
     }
@@ -326,9 +318,7 @@ pub enum ResponseError {
     #[error("unknown connection response code {0}")]
     UnknownCode(u8),
     /// The length does not fit the code's form.
-    #[error(
-        "connection response with code {code} has {len} bytes; that form has exactly {expected}"
-    )]
+    #[error("connection response with code {code} has {len} bytes; that form has exactly {expected}")]
     WrongLength {
         /// The code byte.
         code: u8,
@@ -349,8 +339,7 @@ impl ConnectionResponse {
                 actual: header.version,
             });
         }
-        let code =
-            ResponseCode::from_u8(header.code).ok_or(ResponseError::UnknownCode(header.code))?;
+        let code = ResponseCode::from_u8(header.code).ok_or(ResponseError::UnknownCode(header.code))?;
         let expected = if code.opens_session() {
             SUCCESS_LEN
         } else {

@@ -27,9 +27,7 @@ impl SessionState {
     pub fn is_closed(self) -> bool {
         matches!(
             self,
-            SessionState::ClosedByClient
-                | SessionState::ClosedByServer
-                | SessionState::ClosedFailed
+            SessionState::ClosedByClient | SessionState::ClosedByServer | SessionState::ClosedFailed
         )
     }
 
@@ -146,9 +144,9 @@ impl CloseReason {
     pub fn closed_by(&self) -> ClosedBy {
         match self {
             CloseReason::ClosedByClient | CloseReason::ProtocolError { .. } => ClosedBy::Client,
-            CloseReason::Aborted
-            | CloseReason::ConnectionLost { .. }
-            | CloseReason::ReconnectAborted => ClosedBy::Server,
+            CloseReason::Aborted | CloseReason::ConnectionLost { .. } | CloseReason::ReconnectAborted => {
+                ClosedBy::Server
+            }
             CloseReason::Handshake(ResponseError::VersionMismatch { .. }) => ClosedBy::Client,
             _ => ClosedBy::Failure,
         }

@@ -243,10 +243,7 @@ pub fn put_length(out: &mut BytesMut, len: usize) {
 }
 
 /// Appends a map of strings to strings in the given order.
-pub fn put_string_map<'k>(
-    out: &mut BytesMut,
-    entries: impl ExactSizeIterator<Item = (&'k str, &'k str)>,
-) {
+pub fn put_string_map<'k>(out: &mut BytesMut, entries: impl ExactSizeIterator<Item = (&'k str, &'k str)>) {
     put_length(out, entries.len());
     for (k, v) in entries {
         put_string(out, k);
@@ -276,10 +273,7 @@ mod tests {
     #[test]
     fn overlong_varint_is_malformed() {
         let mut r = Reader::new(&[0x80, 0x80, 0x80, 0x80, 0x80, 0x01]);
-        assert_eq!(
-            r.varint_i32(),
-            Err(WireError::MalformedVarint { max_bytes: 5 })
-        );
+        assert_eq!(r.varint_i32(), Err(WireError::MalformedVarint { max_bytes: 5 }));
     }
 
     #[test]
