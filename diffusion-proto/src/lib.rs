@@ -5,7 +5,7 @@
 //! - [`wire`], [`message`]: the primitive encodings and the message codec;
 //! - [`Credentials`], [`SessionProperties`]: what a session authenticates and identifies with;
 //! - [`ConnectionParams`], [`ConnectionResponse`]: the handshake;
-//! - [`ClientSession`], [`ServerSession`]: the two state machines, driven the sans-IO way.
+//! - [`ClientSession`], [`Server`]: the client and server state machines, driven the sans-IO way.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 

@@ -267,7 +267,10 @@ pub enum AcceptOutcome {
 }
 
 /// What the adapter must do, in order.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// `Debug` shows frames in hex (the first 64 bytes), with the session token of a
+/// connection response redacted.
+#[derive(Clone, PartialEq, Eq)]
 pub enum ServerOutput {
     /// Send `frame` as one binary WebSocket message on `conn`.
     Transmit {
@@ -285,6 +288,47 @@ pub enum ServerOutput {
     },
     /// Something a test or a log wants to know.
     Event(ServerEvent),
+}
+
+impl fmt::Debug for ServerOutput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ServerOutput::Transmit { conn, frame } => f
+                .debug_struct("Transmit")
+                .field("conn", conn)
+                .field("frame", &format_args!("{}", FrameHex(frame)))
+                .finish(),
+            ServerOutput::CloseTransport { conn } => {
+                f.debug_struct("CloseTransport").field("conn", conn).finish()
+            }
+            ServerOutput::Event(event) => f.debug_tuple("Event").field(event).finish(),
+        }
+    }
+}
+
+/// A frame in hex for `Debug`: no message type we send starts with `#`, so a frame that does
+/// is a connection response, whose bytes 19..43 are the token.
+struct FrameHex<'a>(&'a [u8]);
+
+impl fmt::Display for FrameHex<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const SHOWN: usize = 64;
+        const TOKEN: std::ops::Range<usize> = 19..43;
+        let is_response = self.0.first() == Some(&crate::response::PROTOCOL_BYTE);
+        for (i, b) in self.0.iter().take(SHOWN).enumerate() {
+            if is_response && TOKEN.contains(&i) {
+                if i == TOKEN.start {
+                    f.write_str("<token>")?;
+                }
+                continue;
+            }
+            write!(f, "{b:02x}")?;
+        }
+        if self.0.len() > SHOWN {
+            write!(f, "… ({} bytes)", self.0.len())?;
+        }
+        Ok(())
+    }
 }
 
 /// What happened, for tests and logs. Never carries a token, password or credentials.
@@ -590,7 +634,7 @@ impl Session {
     /// A fresh conversation id; 1, 2, 3, … and never 0, which means one-way.
     fn alloc_cid(&mut self) -> i64 {
         let cid = self.next_cid;
-        self.next_cid = if cid >= i64::MAX { 1 } else { cid + 1 };
+        self.next_cid = cid.checked_add(1).unwrap_or(1);
         cid
     }
 
@@ -663,7 +707,30 @@ impl Session {
 /// - Then read [`Server::poll_timeout`] and call [`Server::handle_timeout`] once that
 ///   instant has passed (it may change after any call).
 ///
-/// Instants only ever come in as arguments; they must not go backwards.
+/// Instants only ever come in as arguments; they must not go backwards. An event about a
+/// received message comes before the server's reaction to it; an event about an outcome
+/// (`Connected`, `Rejected`, `Reconnected`, `SessionClosed`) after the frames that made it.
+///
+/// ```
+/// use std::time::Instant;
+/// use bytes::Bytes;
+/// use diffusion_proto::{AllowAll, ConnectionId, CounterEntropy, Server, ServerConfig, ServerOutput, UpgradeRequest};
+///
+/// let now = Instant::now();
+/// let mut server = Server::new(ServerConfig::default(), Box::new(AllowAll), Box::new(CounterEntropy::default()));
+/// let conn = ConnectionId(1);
+/// server.accept(now, conn, &UpgradeRequest::from_uri("/diffusion?v=25&ty=PY&ca=8&r=60000"));
+/// server.handle_frame(now, conn, Bytes::from_static(&[0x00, 0x38, 0x05])); // USER_PING, cid 5
+/// let frames: Vec<Bytes> = std::iter::from_fn(|| server.poll_output())
+///     .filter_map(|o| match o {
+///         ServerOutput::Transmit { frame, .. } => Some(frame),
+///         _ => None,
+///     })
+///     .collect();
+/// assert_eq!(frames[0].len(), 55); // the connection response, code 100
+/// assert_eq!(&frames[1][..], &[0x06, 0x05]); // the ping's answer
+/// assert_eq!(server.poll_timeout(), Some(now + server.config().ping_period));
+/// ```
 ///
 /// # Decisions where the real server's behaviour is unknown
 ///
@@ -680,7 +747,10 @@ impl Session {
 /// - A transport that ends without CLOSE_REQUEST leaves the session detached for the client's
 ///   `r` (Q6).
 /// - SYSTEM_PINGs are sent every period whether or not the session is idle (Q4), with the
-///   session's cid counter (1, 2, 3, …, shared with [`Server::send_request`]).
+///   session's cid counter (1, 2, 3, …, shared with [`Server::send_request`]). When a ping
+///   falls due while `unanswered_pings_limit` pings in a row are unanswered, the session is
+///   closed instead ("client unresponsive"): with the defaults, 3 periods after the last
+///   answer.
 /// - Reconnection (Q3): S = client messages received + 1. `cs ≠ 0` and `cs > S` → 118 (the
 ///   session is closed). Otherwise 105 with S in bytes 51..55, followed by the buffered
 ///   messages numbered after `ss`; if they are no longer all buffered, or `ss` is beyond
@@ -2169,7 +2239,7 @@ mod tests {
         assert_eq!(&response[19..43], token.as_bytes());
         assert_eq!(hex(&response[51..55]), "00000003"); // S = 2 received + 1
         assert_eq!(wire[1], "tx:2:003802");
-        assert_eq!(wire[2], "tx:2:0400000209".to_owned() + "6548656c6c6f");
+        assert_eq!(wire[2], "tx:2:04000002096548656c6c6f"); // topic 521, CBOR "Hello"
         assert!(matches!(
             events_of(&out).as_slice(),
             [ServerEvent::Reconnected {
@@ -2193,7 +2263,6 @@ mod tests {
         assert_eq!((info.client_sequence, info.server_sequence), (3, 4));
         assert_eq!(info.connection, Some(ConnectionId(2)));
         assert_eq!(server.poll_timeout(), Some(clock.ms(182_000)));
-        // The first ping had been answered; nothing outstanding keeps it alive artificially.
         assert_eq!(info.stats.reconnections, 1);
         assert_eq!(info.stats.messages_resent, 2);
     }
@@ -2394,9 +2463,9 @@ mod tests {
         });
         let (id, _) = connect(&mut server, clock.ms(0), 1, "60000");
         // Exactly the limit is fine.
-        let ok = format!("0038{}", "00".repeat(14));
-        assert_eq!(wire_of(&frame(&mut server, clock.ms(1), 1, &ok)), ["tx:1:0600"]);
-        let big = format!("0038{}", "00".repeat(15));
+        let ok = format!("003801{}", "00".repeat(13));
+        assert_eq!(wire_of(&frame(&mut server, clock.ms(1), 1, &ok)), ["tx:1:0601"]);
+        let big = format!("003802{}", "00".repeat(14));
         let out = frame(&mut server, clock.ms(2), 1, &big);
         assert_eq!(wire_of(&out), ["tx:1:1c", "close:1"]);
         let events = events_of(&out);

@@ -1,16 +1,20 @@
 //! `ClientSession` against `Server` in memory on a simulated clock: no sockets, frames
 //! delayed by a fixed one-way latency, faults injected by cutting or blackholing the link.
 
+// Harness code outside #[test] functions may unwrap too.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::VecDeque;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use diffusion_proto::server::{
-    AcceptOutcome, ConnectionId, CounterEntropy, Server, ServerConfig, ServerOutput, UpgradeRequest, UserTable,
+    AcceptOutcome, ConnectionId, CounterEntropy, Server, ServerConfig, ServerOutput, UpgradeRequest,
+    UserTable,
 };
 use diffusion_proto::{
-    ClientConfig, ClientSession, CloseReason, Credentials, Event, Output, RequestError, RequestId, ResponseCode,
-    ServiceId, SessionError, SessionState, StateChange,
+    ClientConfig, ClientSession, CloseReason, Credentials, Event, Output, RequestError, RequestId,
+    ResponseCode, ServiceId, SessionError, SessionState, StateChange,
 };
 
 const LATENCY: Duration = Duration::from_millis(3);
@@ -100,9 +104,9 @@ impl Pair {
             while let Some(output) = self.server.poll_output() {
                 busy = true;
                 match output {
-                    ServerOutput::Transmit { conn, frame } if Some(conn) != self.stalled => {
-                        self.down.push_back((self.now + LATENCY, conn, Down::Frame(frame)))
-                    }
+                    ServerOutput::Transmit { conn, frame } if Some(conn) != self.stalled => self
+                        .down
+                        .push_back((self.now + LATENCY, conn, Down::Frame(frame))),
                     ServerOutput::CloseTransport { conn } => {
                         self.down.push_back((self.now + LATENCY, conn, Down::Closed))
                     }
@@ -154,7 +158,8 @@ impl Pair {
                     Down::Frame(frame) => self.client.handle_frame(t, frame),
                     Down::Closed => {
                         self.conn = None;
-                        self.client.handle_transport_closed(t, "server closed the connection");
+                        self.client
+                            .handle_transport_closed(t, "server closed the connection");
                     }
                 }
             }
@@ -222,7 +227,10 @@ fn connects_anonymously() {
 
 #[test]
 fn connects_with_credentials_and_properties_over_both_carriers() {
-    for version in [diffusion_proto::ProtocolVersion::V25, diffusion_proto::ProtocolVersion::V29] {
+    for version in [
+        diffusion_proto::ProtocolVersion::V25,
+        diffusion_proto::ProtocolVersion::V29,
+    ] {
         let mut config = Pair::config("ws://h:1").with_version(version);
         config.principal = Some("admin".into());
         config.credentials = Credentials::password("secret");
@@ -244,7 +252,11 @@ fn wrong_password_fails_with_116() {
     let mut config = Pair::config("ws://h:1");
     config.principal = Some("admin".into());
     config.credentials = Credentials::password("wrong");
-    let mut pair = Pair::with_users(config, ServerConfig::default(), UserTable::new().with_user("admin", "secret"));
+    let mut pair = Pair::with_users(
+        config,
+        ServerConfig::default(),
+        UserTable::new().with_user("admin", "secret"),
+    );
     pair.run_for(Duration::from_millis(50));
     assert_eq!(pair.client.state(), SessionState::ClosedFailed);
     let reason = pair.client.close_reason().unwrap();
@@ -265,10 +277,17 @@ fn user_ping_round_trip_is_the_simulated_delay() {
 
 #[test]
 fn system_pings_are_answered() {
-    let server = ServerConfig { ping_period: Duration::from_secs(1), ..ServerConfig::default() };
+    let server = ServerConfig {
+        ping_period: Duration::from_secs(1),
+        ..ServerConfig::default()
+    };
     let mut pair = Pair::new(Pair::config("ws://h:1"), server);
     pair.run_for(Duration::from_millis(3500));
-    let answered = pair.events.iter().filter(|e| **e == Event::SystemPingAnswered).count();
+    let answered = pair
+        .events
+        .iter()
+        .filter(|e| **e == Event::SystemPingAnswered)
+        .count();
     assert_eq!(answered, 3);
     let info = pair.server.session(pair.client.session_id().unwrap()).unwrap();
     assert_eq!(info.stats.system_pings_sent, 3);
@@ -278,7 +297,10 @@ fn system_pings_are_answered() {
 
 #[test]
 fn idle_connection_is_noticed_and_the_session_resumed() {
-    let server = ServerConfig { ping_period: Duration::from_secs(1), ..ServerConfig::default() };
+    let server = ServerConfig {
+        ping_period: Duration::from_secs(1),
+        ..ServerConfig::default()
+    };
     let mut pair = Pair::new(Pair::config("ws://h:1"), server);
     pair.run_for(Duration::from_millis(100));
     let id = pair.client.session_id().unwrap();
@@ -290,7 +312,11 @@ fn idle_connection_is_noticed_and_the_session_resumed() {
     assert_eq!(pair.client.session_id(), Some(id));
     assert_eq!(
         pair.states(),
-        [SessionState::ConnectedActive, SessionState::RecoveringReconnect, SessionState::ConnectedActive]
+        [
+            SessionState::ConnectedActive,
+            SessionState::RecoveringReconnect,
+            SessionState::ConnectedActive
+        ]
     );
 }
 
@@ -304,7 +330,11 @@ fn request_lost_on_the_way_up_is_resent_and_completes_once() {
     pair.run_for(Duration::from_millis(100));
     assert_eq!(pair.client.state(), SessionState::ConnectedActive);
     assert_eq!(pair.client.session_id(), id);
-    assert!(pair.events.contains(&Event::Connected { session_id: id.unwrap(), code: ResponseCode::Reconnected, resent: 1 }));
+    assert!(pair.events.contains(&Event::Connected {
+        session_id: id.unwrap(),
+        code: ResponseCode::Reconnected,
+        resent: 1
+    }));
     assert_eq!(pair.responses(ping).len(), 1);
     assert!(pair.responses(ping)[0].is_ok());
     let pings_seen = pair.received.iter().filter(|f| f[..2] == [0x00, 0x38]).count();
@@ -328,7 +358,10 @@ fn response_lost_on_the_way_down_is_resent_and_completes_once() {
 
 #[test]
 fn reconnection_with_message_loss_fails_what_was_in_flight() {
-    let server = ServerConfig { recovery_buffer: 0, ..ServerConfig::default() };
+    let server = ServerConfig {
+        recovery_buffer: 0,
+        ..ServerConfig::default()
+    };
     let mut pair = Pair::new(Pair::config("ws://h:1"), server);
     pair.run_for(Duration::from_millis(50));
     let ping = pair.ping();
@@ -350,8 +383,14 @@ fn forgotten_session_ends_closed_failed_with_117() {
     pair.pump();
     pair.run_for(Duration::from_millis(100));
     assert_eq!(pair.client.state(), SessionState::ClosedFailed);
-    assert_eq!(pair.client.close_reason(), Some(&CloseReason::Rejected(ResponseCode::UnknownSession)));
-    assert!(matches!(pair.responses(ping)[..], [Err(RequestError::SessionClosed(_))]));
+    assert_eq!(
+        pair.client.close_reason(),
+        Some(&CloseReason::Rejected(ResponseCode::UnknownSession))
+    );
+    assert!(matches!(
+        pair.responses(ping)[..],
+        [Err(RequestError::SessionClosed(_))]
+    ));
 }
 
 #[test]
@@ -370,7 +409,10 @@ fn close_from_every_state() {
     pair.run_for(Duration::from_millis(20));
     assert_eq!(pair.client.state(), SessionState::ClosedByClient);
     assert_eq!(pair.received.last().map(|f| f.to_vec()), Some(vec![0x1d]));
-    assert!(pair.server.session(id).is_none_or(|s| s.stats.close_requests == 1));
+    assert!(pair
+        .server
+        .session(id)
+        .is_none_or(|s| s.stats.close_requests == 1));
 
     // CONNECTED_ACTIVE, but the server never answers: closed after the 1 s close timeout.
     let mut pair = Pair::connected();
@@ -406,12 +448,26 @@ fn abort_from_the_server_closes_by_server() {
 
 #[test]
 fn oversize_request_is_refused_and_nothing_is_sent() {
-    let server = ServerConfig { max_message_size: 100, ..ServerConfig::default() };
+    let server = ServerConfig {
+        max_message_size: 100,
+        ..ServerConfig::default()
+    };
     let mut pair = Pair::new(Pair::config("ws://h:1"), server);
     pair.run_for(Duration::from_millis(50));
     let before = pair.received.len();
-    let err = pair.client.invoke(pair.now, SystemTime::now(), ServiceId(99), Bytes::from(vec![7; 200]));
-    assert_eq!(err, Err(SessionError::MessageTooLarge { size: 203, limit: 100 }));
+    let err = pair.client.invoke(
+        pair.now,
+        SystemTime::now(),
+        ServiceId(99),
+        Bytes::from(vec![7; 200]),
+    );
+    assert_eq!(
+        err,
+        Err(SessionError::MessageTooLarge {
+            size: 203,
+            limit: 100
+        })
+    );
     pair.pump();
     pair.run_for(Duration::from_millis(20));
     assert_eq!(pair.received.len(), before);
