@@ -156,7 +156,7 @@ async fn run(args: &Args, report: &Report) -> bool {
     report.event(
         "start",
         json!({"client_version": env!("CARGO_PKG_VERSION"), "url": url, "principal": args.principal,
-               "properties": args.properties.iter().cloned().collect::<serde_json::Map<_, _>>(), "pings": args.pings}),
+               "properties": args.properties.iter().map(|(k, v)| (k.clone(), Value::from(v.clone()))).collect::<serde_json::Map<_, _>>(), "pings": args.pings}),
         || format!("connecting to {url}"),
     );
     let ok = session(args, report, &url).await;

@@ -40,11 +40,12 @@ impl std::fmt::Debug for Tls {
 }
 
 /// tungstenite settings: a small read buffer, a bounded write buffer, and the session's
-/// inbound message limit enforced while reading.
+/// inbound message limit enforced while reading. Frames collect in the write buffer until
+/// the driver flushes after each batch of outputs, so pipelined requests share syscalls.
 pub(crate) fn websocket_config(max_inbound: usize) -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(8 * 1024)
-        .write_buffer_size(0)
+        .write_buffer_size(64 * 1024)
         .max_write_buffer_size(4 << 20)
         .max_message_size(Some(max_inbound))
         .max_frame_size(Some(max_inbound))

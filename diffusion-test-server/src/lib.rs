@@ -1,0 +1,281 @@
+//! A loopback Diffusion server for tests: the sans-IO `diffusion_proto::server::Server`
+//! driven over tokio and tokio-tungstenite on 127.0.0.1, with a log of what it saw and
+//! transport faults to inject.
+//!
+//! It stands in for a real Diffusion server in this workspace's tests and when running the
+//! official Python and JavaScript clients (see the `diffusion-test-server` binary). All
+//! protocol decisions (responses, pings, close, reconnection) are the protocol crate's;
+//! this crate moves bytes and time, records, and misbehaves on request.
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use std::time::Duration;
+//! use diffusion_test_server::{Options, TestServer};
+//!
+//! let server = TestServer::start(Options::default().user("admin", "secret")).await?;
+//! println!("connect to {}", server.url()); // ws://127.0.0.1:PORT
+//! // … run a client against it …
+//! let connected = server
+//!     .wait_for(|s| s.stats().sessions_opened == 1, Duration::from_secs(5))
+//!     .await;
+//! assert!(connected);
+//! println!("{:?}", server.stats());
+//! server.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! # Architecture
+//!
+//! One hub task owns the protocol `Server` and its timer. Each TCP connection gets a task
+//! that does TLS and the WebSocket upgrade (capturing path, query and headers), hands the
+//! upgrade to the hub, then pumps frames: client frames to the hub, the hub's frames to the
+//! socket. A connection the server ends is dropped without a WebSocket close frame, as the
+//! real server does after a rejection or ABORT. WebSocket pings are answered.
+//!
+//! # Faults
+//!
+//! [`Fault`] makes the server misbehave at the transport level: refuse every connection
+//! with a chosen code, drop a connection (FIN or RST) when a chosen message arrives (its
+//! answer is lost in transit), stall (send nothing, not even pongs, never close), send no
+//! connection response at all, or send a malformed one. [`Options::reconnect_answer`]
+//! answers every reconnection with a chosen code. What the protocol itself does (117 for an
+//! unknown session, ABORT after unanswered system pings or an oversize message, …) is
+//! `diffusion_proto::server`'s, documented on its `Server`.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod conn;
+mod hub;
+mod log;
+mod options;
+mod tls;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use diffusion_proto::server::{Server, ServerConfig, UserTable};
+use diffusion_proto::{ResponseCode, SessionId};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio::task::{JoinHandle, JoinSet};
+
+pub use crate::log::{type_name, Direction, LogEntry, LogKind, Side, Stats, UpgradeLog, REDACTED};
+pub use crate::options::{DropKind, Fault, Malformed, Options};
+pub use crate::tls::TlsIdentity;
+#[cfg(feature = "tls")]
+pub use crate::tls::{self_signed, try_self_signed};
+pub use diffusion_proto::server::{ServerCloseReason, ServerEvent, SessionInfo, SessionStats};
+
+use crate::conn::{ConnSetup, Input};
+use crate::hub::{lock, Control, Hub, Shared};
+
+/// A running test server on 127.0.0.1. Dropping it stops it (its tasks are aborted);
+/// [`TestServer::shutdown`] also waits for that.
+pub struct TestServer {
+    addr: SocketAddr,
+    url: String,
+    shared: Arc<Shared>,
+    control: mpsc::UnboundedSender<Control>,
+    hub: JoinHandle<()>,
+    acceptor: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for TestServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestServer")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TestServer {
+    /// Binds 127.0.0.1 (only) on `options.port` and starts serving. Must be called within
+    /// a tokio runtime. Fails when the port is taken, or on a TLS identity that cannot be
+    /// used (or TLS asked for without the `tls` feature).
+    pub async fn start(options: Options) -> std::io::Result<TestServer> {
+        let setup = ConnSetup {
+            #[cfg(feature = "tls")]
+            tls: options.tls.as_ref().map(tls::acceptor).transpose()?,
+            websocket: conn::websocket_config(options.max_message_size),
+        };
+        #[cfg(not(feature = "tls"))]
+        if options.tls.is_some() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                "TLS needs the `tls` feature of diffusion-test-server",
+            ));
+        }
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, options.port)).await?;
+        let addr = listener.local_addr()?;
+        let scheme = if options.tls.is_some() { "wss" } else { "ws" };
+        let url = format!("{scheme}://{addr}");
+
+        let users = options
+            .users
+            .iter()
+            .fold(UserTable::new(), |t, (principal, password)| {
+                t.with_user(principal.as_str(), password.as_str())
+            });
+        let config = ServerConfig {
+            ping_period: options.ping_period,
+            max_message_size: options.max_message_size,
+            ..ServerConfig::default()
+        };
+        let server = Server::new(config, Box::new(users), Box::new(hub::entropy()));
+
+        let shared = Arc::new(Shared::new(options.log_json));
+        shared.record(
+            None,
+            LogKind::Listening {
+                port: addr.port(),
+                url: url.clone(),
+            },
+        );
+        let (inputs_tx, inputs) = mpsc::channel(1024);
+        let (control, control_rx) = mpsc::unbounded_channel();
+        let hub = tokio::spawn(
+            Hub::new(server, shared.clone(), options.fault, options.reconnect_answer).run(inputs, control_rx),
+        );
+        let acceptor = tokio::spawn(accept_loop(listener, setup, inputs_tx, shared.clone()));
+        Ok(TestServer {
+            addr,
+            url,
+            shared,
+            control,
+            hub,
+            acceptor,
+        })
+    }
+
+    /// The bound address (127.0.0.1 and the actual port).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `ws://127.0.0.1:PORT`, or `wss://127.0.0.1:PORT` with TLS. Clients add `/diffusion`.
+    pub fn url(&self) -> String {
+        self.url.clone()
+    }
+
+    /// Everything logged so far, oldest first.
+    pub fn log(&self) -> Vec<LogEntry> {
+        lock(&self.shared.log).clone()
+    }
+
+    /// Waits until `pred` holds, or `timeout` passes; returns whether it held. `pred` is
+    /// checked at once and after every log entry and counter change, and may look at
+    /// anything: [`TestServer::log`], [`TestServer::stats`], [`TestServer::session`].
+    ///
+    /// ```no_run
+    /// # async fn demo(server: diffusion_test_server::TestServer) {
+    /// # use std::time::Duration;
+    /// assert!(server.wait_for(|s| s.stats().close_requests == 1, Duration::from_secs(5)).await);
+    /// # }
+    /// ```
+    pub async fn wait_for(&self, pred: impl Fn(&TestServer) -> bool, timeout: Duration) -> bool {
+        let mut changed = self.shared.changed.subscribe();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            changed.borrow_and_update();
+            if pred(self) {
+                return true;
+            }
+            match tokio::time::timeout_at(deadline, changed.changed()).await {
+                Ok(Ok(())) => {}
+                _ => return pred(self),
+            }
+        }
+    }
+
+    /// The counters so far.
+    pub fn stats(&self) -> Stats {
+        *lock(&self.shared.stats)
+    }
+
+    /// Forgets every session, as a restarted server would: attached connections are dropped
+    /// without ABORT, and reconnections get 117 (UNKNOWN_SESSION). Takes effect before any
+    /// connection request that arrives after this call.
+    pub fn forget_sessions(&self) {
+        let _ = self.control.send(Control::ForgetSessions);
+    }
+
+    /// Ends every attached session from the server side: ABORT, then the TCP close. Clients
+    /// end "closed by server" and do not reconnect.
+    pub fn abort_sessions(&self) {
+        let _ = self.control.send(Control::AbortSessions);
+    }
+
+    /// Drops every connection that carries a session, without ABORT, keeping the sessions
+    /// for a reconnection (a network failure, seen from the server).
+    pub fn drop_connections(&self) {
+        let _ = self.control.send(Control::DropConnections);
+    }
+
+    /// The sessions the protocol server knows, attached or detached, in id order. Up to
+    /// date with everything sent: once a client has seen an answer, its effects are here.
+    pub fn sessions(&self) -> Vec<SessionInfo> {
+        lock(&self.shared.sessions).clone()
+    }
+
+    /// One session, attached or detached (principal, properties, version, counters, …).
+    pub fn session(&self, id: SessionId) -> Option<SessionInfo> {
+        lock(&self.shared.sessions).iter().find(|s| s.id == id).cloned()
+    }
+
+    /// Replaces the fault. Message counts for `DropAfter` and `Stall` start again from
+    /// this call on every open connection (so "after 0 messages" acts on them at once),
+    /// and so does the `DropAfter` count of dropped connections. Takes effect before any
+    /// frame or connection request that arrives after this call.
+    pub fn set_fault(&self, fault: Fault) {
+        let _ = self.control.send(Control::SetFault(fault));
+    }
+
+    /// Sets or clears the code every reconnection request is answered with, from the next
+    /// connection request on.
+    pub fn set_reconnect_answer(&self, code: Option<ResponseCode>) {
+        let _ = self.control.send(Control::SetReconnectAnswer(code));
+    }
+
+    /// Stops accepting, drops every connection (without WebSocket close frames) and waits
+    /// for the server's tasks to end.
+    pub async fn shutdown(mut self) {
+        self.acceptor.abort();
+        let _ = (&mut self.acceptor).await;
+        // Closing the control channel ends the hub, which drops what it holds.
+        let (closed, _) = mpsc::unbounded_channel();
+        drop(std::mem::replace(&mut self.control, closed));
+        let _ = (&mut self.hub).await;
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.acceptor.abort();
+        self.hub.abort();
+    }
+}
+
+/// Accepts TCP connections and runs each in its own task. The tasks live in a `JoinSet`
+/// owned here, so aborting this task closes every connection.
+async fn accept_loop(listener: TcpListener, setup: ConnSetup, hub: mpsc::Sender<Input>, shared: Arc<Shared>) {
+    let mut tasks = JoinSet::new();
+    let mut next: u64 = 1;
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, _peer)) => {
+                    shared.count(|s| s.connections += 1);
+                    tasks.spawn(conn::run(next, tcp, setup.clone(), hub.clone()));
+                    next += 1;
+                }
+                Err(e) => {
+                    shared.record(None, LogKind::Error { message: format!("accept: {e}") });
+                    // Out of file descriptors and the like: give it a moment, do not spin.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+        }
+    }
+}

@@ -1,0 +1,206 @@
+//! The `diffusion-test-server` program: its first line names the port, it logs JSON lines
+//! without secrets, applies its fault flags, and exits cleanly on SIGTERM.
+// Integration tests: a failed unwrap is a failed test, as in #[test] functions.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use diffusion_proto::{ConnectionParams, Credentials, ProtocolVersion};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdout, Command};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+struct Program {
+    child: Child,
+    lines: Lines<BufReader<ChildStdout>>,
+    seen: Vec<Value>,
+}
+
+impl Program {
+    fn spawn(args: &[&str]) -> Program {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_diffusion-test-server"))
+            .args(args)
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        Program {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    async fn line(&mut self) -> Value {
+        let line = tokio::time::timeout(WAIT, self.lines.next_line())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        let value: Value = serde_json::from_str(&line).unwrap();
+        self.seen.push(value.clone());
+        value
+    }
+
+    /// Reads lines until one matches.
+    async fn until(&mut self, pred: impl Fn(&Value) -> bool) -> Value {
+        loop {
+            let v = self.line().await;
+            if pred(&v) {
+                return v;
+            }
+        }
+    }
+
+    async fn terminate(mut self) -> Vec<Value> {
+        let pid = self.child.id().unwrap().to_string();
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let shutdown = self.until(|v| v["event"] == "shutdown").await;
+        assert_eq!(shutdown["signal"], "SIGTERM");
+        let status = tokio::time::timeout(WAIT, self.child.wait())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(status.success(), "{status:?}");
+        self.seen
+    }
+}
+
+async fn tcp(port: u64) -> tokio::net::TcpStream {
+    tokio::net::TcpStream::connect(format!("127.0.0.1:{port}"))
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn program_logs_json_lines_and_stops_on_sigterm() {
+    let mut program = Program::spawn(&["--port", "0", "--user", "bob:secret", "--ping-period-ms", "100"]);
+    let listening = program.line().await;
+    assert_eq!(listening["event"], "listening");
+    let port = listening["port"].as_u64().unwrap();
+    assert_eq!(listening["url"], format!("ws://127.0.0.1:{port}"));
+
+    let mut params = ConnectionParams::new(ProtocolVersion::V25);
+    params.principal = Some("bob".into());
+    params.credentials = Credentials::password("secret");
+    let mut request = format!("ws://127.0.0.1:{port}/diffusion")
+        .into_client_request()
+        .unwrap();
+    for (name, value) in params.to_headers() {
+        request
+            .headers_mut()
+            .insert(name, HeaderValue::from_str(&value).unwrap());
+    }
+    let (mut ws, _) = tokio_tungstenite::client_async(request, tcp(port).await)
+        .await
+        .unwrap();
+    let Some(Ok(WsMessage::Binary(response))) = ws.next().await else {
+        panic!("no connection response");
+    };
+    assert_eq!(response.len(), 55);
+    ws.send(WsMessage::Binary(vec![0x00, 0x38, 0x05].into()))
+        .await
+        .unwrap();
+
+    let upgrade = program.until(|v| v["event"] == "upgrade").await;
+    assert_eq!(upgrade["principal"], "bob");
+    assert_eq!(upgrade["params"]["password"], "<redacted>");
+    assert_eq!(upgrade["carrier"], "headers");
+    assert_eq!(upgrade["version"], 25);
+    let response = program.until(|v| v["event"] == "response").await;
+    assert_eq!(response["code"], 100);
+    let ping = program
+        .until(|v| v["event"] == "message" && v["dir"] == "in")
+        .await;
+    assert_eq!(
+        (
+            ping["type"].as_str(),
+            ping["service"].as_i64(),
+            ping["cid"].as_i64()
+        ),
+        (Some("SERVICE_REQUEST"), Some(56), Some(5))
+    );
+    let answer = program
+        .until(|v| v["event"] == "message" && v["dir"] == "out")
+        .await;
+    assert_eq!(
+        (answer["type"].as_str(), answer["cid"].as_i64()),
+        (Some("SERVICE_RESPONSE"), Some(5))
+    );
+
+    // Answer one system ping, and see it logged.
+    loop {
+        let Some(Ok(WsMessage::Binary(frame))) = ws.next().await else {
+            panic!("connection ended");
+        };
+        if frame[..2] == [0x00, 0x37] {
+            let mut answer = vec![0x06];
+            answer.extend_from_slice(&frame[2..]);
+            ws.send(WsMessage::Binary(answer.into())).await.unwrap();
+            break;
+        }
+    }
+    program.until(|v| v["event"] == "system_ping_answered").await;
+
+    let seen = program.terminate().await;
+    let text: String = seen.iter().map(Value::to_string).collect();
+    assert!(
+        !text.contains("secret") && !text.contains("AQZzZWNyZXQ"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn program_applies_fault_flags_and_refuses_bad_ones() {
+    let mut program = Program::spawn(&["--reject", "119"]);
+    let port = program.line().await["port"].as_u64().unwrap();
+    let url = format!("ws://127.0.0.1:{port}/diffusion?v=29&ty=WB&ca=8&r=0");
+    let (mut ws, _) = tokio_tungstenite::client_async(url, tcp(port).await)
+        .await
+        .unwrap();
+    let Some(Ok(WsMessage::Binary(frame))) = ws.next().await else {
+        panic!("no connection response");
+    };
+    assert_eq!(frame[..], [0x23, 29, 119]);
+    let response = program.until(|v| v["event"] == "response").await;
+    assert_eq!(
+        (response["code"].as_u64(), response["fault"].as_str()),
+        (Some(119), Some("reject-all"))
+    );
+    program.terminate().await;
+
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_diffusion-test-server"))
+        .args(["--malformed", "sideways"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(2));
+}
+
+#[cfg(feature = "tls")]
+#[tokio::test]
+async fn program_with_tls_writes_its_certificate() {
+    let mut program = Program::spawn(&["--tls"]);
+    let listening = program.line().await;
+    assert!(listening["url"].as_str().unwrap().starts_with("wss://127.0.0.1:"));
+    let tls = program.line().await;
+    assert_eq!(tls["event"], "tls");
+    let path = tls["cert_path"].as_str().unwrap().to_owned();
+    let pem = std::fs::read_to_string(&path).unwrap();
+    assert!(pem.contains("BEGIN CERTIFICATE") && !pem.contains("PRIVATE KEY"));
+    program.terminate().await;
+    assert!(!std::path::Path::new(&path).exists());
+}
