@@ -326,6 +326,7 @@ struct Recovering {
 
 #[derive(Debug)]
 struct Granted {
+    code: ResponseCode,
     session_id: SessionId,
     token: SessionToken,
     ping_period: Duration,
@@ -429,6 +430,11 @@ impl ClientSession {
     /// The session id, once the server granted one.
     pub fn session_id(&self) -> Option<SessionId> {
         self.granted.as_ref().map(|g| g.session_id)
+    }
+
+    /// The code of the latest accepted connection response: 100, 105 or 106.
+    pub fn response_code(&self) -> Option<ResponseCode> {
+        self.granted.as_ref().map(|g| g.code)
     }
 
     /// The server's system ping period.
@@ -762,6 +768,19 @@ impl ClientSession {
             // A version or protocol error closes the session by the client (as the Python client does).
             Err(e) => return self.finish(SessionState::ClosedByClient, CloseReason::Handshake(e)),
         };
+        // The token goes back verbatim as `c` to reconnect, as a header value or text: one
+        // that is not printable ASCII (real ones are base64, SPEC §3.5) could not be sent
+        // back intact, so the session could never be resumed. Refuse it now, like a response
+        // that does not parse.
+        if !grant.token.as_bytes().iter().all(u8::is_ascii_graphic) {
+            let detail = "the session token is not 24 printable ASCII characters, so a reconnection could not send it back".to_owned();
+            let state = if recovering {
+                SessionState::ClosedFailed
+            } else {
+                SessionState::ClosedByClient
+            };
+            return self.finish(state, CloseReason::ProtocolError { detail });
+        }
         let resent = match grant.code {
             ResponseCode::Reconnected if recovering => match self.resend_from(grant.recovery_sequence()) {
                 Ok(n) => n,
@@ -789,6 +808,7 @@ impl ClientSession {
         let previous_limit = self.granted.as_ref().and_then(|g| g.max_message_size);
         let ping_period = Duration::from_millis(grant.ping_period_ms.max(0) as u64);
         self.granted = Some(Granted {
+            code: grant.code,
             session_id: grant.session_id,
             token: grant.token.clone(),
             ping_period,

@@ -449,11 +449,20 @@ impl ResponseFields {
     pub fn read(frame: &[u8]) -> Self {
         let mut r = Reader::new(frame.get(REJECTION_LEN..).unwrap_or_default());
         let mut fields = ResponseFields::default();
-        if let (Ok(server), Ok(value)) = (r.u64_be(), r.u64_be()) {
-            fields.session_id = Some(SessionId { server, value });
-        }
-        fields.token = r.array::<24>().ok().map(SessionToken);
-        fields.ping_period_ms = r.i64_be().ok();
+        // The first field the frame is too short for ends the reading: reading on would
+        // take a later field from bytes that belong to the truncated one.
+        let (Ok(server), Ok(value)) = (r.u64_be(), r.u64_be()) else {
+            return fields;
+        };
+        fields.session_id = Some(SessionId { server, value });
+        let Ok(token) = r.array::<24>() else {
+            return fields;
+        };
+        fields.token = Some(SessionToken(token));
+        let Ok(ping_period_ms) = r.i64_be() else {
+            return fields;
+        };
+        fields.ping_period_ms = Some(ping_period_ms);
         fields.last_field = r.u32_be().ok();
         fields
     }

@@ -2,8 +2,9 @@
 //!
 //! A [`Session`] opens a Diffusion session over a WebSocket (tokio-tungstenite, with
 //! rustls for `wss://`), answers the server's system pings, pings the server, reconnects
-//! to the same session after a lost connection and closes cleanly. The protocol itself
-//! lives in [`diffusion_proto`]; this crate moves its bytes and time.
+//! to the same session after a lost connection and closes cleanly. The protocol lives in
+//! [`diffusion_proto`], the Session API in [`diffusion_client`]; this crate moves bytes
+//! and time on tokio. The same API on async-std or smol is `diffusion_async_std`.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), diffusion_tokio::Error> {
@@ -19,18 +20,45 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-mod data;
-mod driver;
-mod error;
-mod session;
 mod transport;
 
-pub use data::SessionData;
-pub use error::Error;
-pub use session::{Handler, Services, Session, SessionBuilder};
+use std::future::Future;
+use std::time::Instant;
 
-pub use diffusion_proto::{
-    Backoff, CloseReason, ClosedBy, Credentials, ErrorReason, FixedDelay, PingDetails, ProtocolVersion,
-    ReconnectAction, ReconnectConfig, ReconnectStrategy, Reply, RequestError, ResponseCode, ServiceId,
-    SessionError, SessionId, SessionProperties, SessionState, StateChange,
+pub use diffusion_client::{
+    Backoff, CloseReason, ClosedBy, Credentials, Error, ErrorReason, FixedDelay, Handler, PingDetails,
+    ProtocolVersion, ReconnectAction, ReconnectConfig, ReconnectStrategy, Reply, RequestError, ResponseCode,
+    ServiceId, SessionData, SessionError, SessionId, SessionProperties, SessionState, StateChange,
 };
+
+/// The tokio runtime adapter.
+#[derive(Debug, Clone, Copy)]
+pub struct Tokio;
+
+impl diffusion_client::Runtime for Tokio {
+    type WebSocket = transport::Ws;
+    type Sleep = tokio::time::Sleep;
+
+    fn spawn(task: impl Future<Output = ()> + Send + 'static) {
+        tokio::spawn(task);
+    }
+
+    fn sleep_until(deadline: Instant) -> Self::Sleep {
+        tokio::time::sleep_until(tokio::time::Instant::from_std(deadline))
+    }
+
+    fn open(
+        request: diffusion_proto::ConnectRequest,
+        tls: diffusion_client::Tls,
+        config: tokio_tungstenite::tungstenite::protocol::WebSocketConfig,
+    ) -> impl Future<Output = Result<Self::WebSocket, String>> + Send + 'static {
+        transport::open(request, tls, config)
+    }
+}
+
+/// A Diffusion session on tokio (see [`diffusion_client::Session`]).
+pub type Session = diffusion_client::Session<Tokio>;
+/// Builds a [`Session`].
+pub type SessionBuilder = diffusion_client::SessionBuilder<Tokio>;
+/// Service calls and handlers of a [`Session`].
+pub type Services<'a> = diffusion_client::Services<'a, Tokio>;

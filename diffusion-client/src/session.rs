@@ -2,6 +2,7 @@
 //! `Send + Sync` front to the driver task, mirroring the official clients' Session.
 
 use std::future::Future;
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -9,7 +10,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use diffusion_proto::{
     ClientConfig, ClientSession, CloseReason, Credentials, PingDetails, ProtocolVersion, ReconnectConfig,
-    ServiceId, SessionId, SessionProperties, SessionState, StateChange,
+    ResponseCode, ServiceId, SessionId, SessionProperties, SessionState, StateChange,
 };
 use futures_util::Stream;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
@@ -17,18 +18,22 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use crate::data::SessionData;
 use crate::driver::{Command, Driver};
 use crate::error::Error;
-use crate::transport::Tls;
+use crate::runtime::{Runtime, Tls};
 
 /// A handler for the server's requests to one service: payload in, response payload or
 /// an error description out.
 pub type Handler =
     Arc<dyn Fn(Bytes) -> Pin<Box<dyn Future<Output = Result<Bytes, String>> + Send>> + Send + Sync>;
 
+/// The state-change channel, locked together with the snapshot update by the driver.
+pub(crate) type Changes = Arc<Mutex<broadcast::Sender<StateChange>>>;
+
 /// What the handles can read without asking the driver.
 #[derive(Debug, Clone)]
 pub(crate) struct Snapshot {
     pub(crate) state: SessionState,
     pub(crate) session_id: Option<SessionId>,
+    pub(crate) response_code: Option<ResponseCode>,
     pub(crate) close_reason: Option<CloseReason>,
     pub(crate) ping_period: Option<Duration>,
     pub(crate) max_message_size: Option<u32>,
@@ -39,8 +44,9 @@ pub(crate) struct Snapshot {
 /// Builds a [`Session`]: URL, principal, credentials, properties and options.
 ///
 /// ```no_run
-/// # async fn demo() -> Result<(), diffusion_tokio::Error> {
-/// let session = diffusion_tokio::Session::builder("ws://127.0.0.1:8080")
+/// # async fn demo<R: diffusion_client::Runtime>() -> Result<(), diffusion_client::Error> {
+/// // With an adapter this is `diffusion_tokio::Session::builder(…)`.
+/// let session = diffusion_client::Session::<R>::builder("ws://127.0.0.1:8080")
 ///     .principal("admin")
 ///     .password("secret")
 ///     .property("region", "eu")?
@@ -51,13 +57,22 @@ pub(crate) struct Snapshot {
 /// session.close().await;
 /// # Ok(()) }
 /// ```
-#[derive(Debug)]
-pub struct SessionBuilder {
+pub struct SessionBuilder<R> {
     config: Result<ClientConfig, Error>,
     tls: Option<Tls>,
+    runtime: PhantomData<fn() -> R>,
 }
 
-impl SessionBuilder {
+impl<R> std::fmt::Debug for SessionBuilder<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionBuilder")
+            .field("config", &self.config)
+            .field("tls", &self.tls)
+            .finish()
+    }
+}
+
+impl<R: Runtime> SessionBuilder<R> {
     fn edit(mut self, f: impl FnOnce(&mut ClientConfig)) -> Self {
         if let Ok(config) = &mut self.config {
             f(config);
@@ -156,18 +171,19 @@ impl SessionBuilder {
     }
 
     /// The session, not yet connected.
-    pub fn build(self) -> Result<Session, Error> {
+    pub fn build(self) -> Result<Session<R>, Error> {
         let config = self.config?;
         let tls = match self.tls {
             Some(tls) => tls,
             #[cfg(feature = "rustls")]
-            None if config.url.secure => Tls::Rustls(crate::transport::default_tls().map_err(Error::Tls)?),
+            None if config.url.secure => Tls::Rustls(crate::runtime::default_tls().map_err(Error::Tls)?),
             None => Tls::Unavailable,
         };
         let (commands, receiver) = mpsc::unbounded_channel();
         let (snapshot, snapshot_rx) = watch::channel(Snapshot {
             state: SessionState::Connecting,
             session_id: None,
+            response_code: None,
             close_reason: None,
             ping_period: None,
             max_message_size: None,
@@ -175,6 +191,7 @@ impl SessionBuilder {
             topic_messages: 0,
         });
         let (changes, _) = broadcast::channel(64);
+        let changes = Arc::new(Mutex::new(changes));
         Ok(Session {
             shared: Arc::new(Shared {
                 commands,
@@ -188,11 +205,12 @@ impl SessionBuilder {
                 changes,
                 data: SessionData::default(),
             }),
+            runtime: PhantomData,
         })
     }
 
     /// Builds and connects.
-    pub async fn connect(self) -> Result<Session, Error> {
+    pub async fn connect(self) -> Result<Session<R>, Error> {
         let session = self.build()?;
         session.connect().await?;
         Ok(session)
@@ -211,18 +229,27 @@ struct Shared {
     commands: mpsc::UnboundedSender<Command>,
     start: Mutex<Option<Start>>,
     snapshot: watch::Receiver<Snapshot>,
-    changes: broadcast::Sender<StateChange>,
+    changes: Changes,
     data: SessionData,
 }
 
-/// A Diffusion session. Cheap to clone (clones share the session), `Send + Sync`;
-/// dropping the last clone closes the session.
-#[derive(Clone)]
-pub struct Session {
+/// A Diffusion session on runtime `R`. Cheap to clone (clones share the session),
+/// `Send + Sync`; dropping the last clone closes the session.
+pub struct Session<R> {
     shared: Arc<Shared>,
+    runtime: PhantomData<fn() -> R>,
 }
 
-impl std::fmt::Debug for Session {
+impl<R> Clone for Session<R> {
+    fn clone(&self) -> Self {
+        Session {
+            shared: self.shared.clone(),
+            runtime: PhantomData,
+        }
+    }
+}
+
+impl<R> std::fmt::Debug for Session<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let s = self.shared.snapshot.borrow();
         f.debug_struct("Session")
@@ -232,13 +259,14 @@ impl std::fmt::Debug for Session {
     }
 }
 
-impl Session {
+impl<R: Runtime> Session<R> {
     /// Starts building a session for the server at `url` (`ws://` or `wss://`; the
     /// `/diffusion` endpoint is resolved as the Python client does).
-    pub fn builder(url: &str) -> SessionBuilder {
+    pub fn builder(url: &str) -> SessionBuilder<R> {
         SessionBuilder {
             config: ClientConfig::new(url).map_err(Error::from),
             tls: None,
+            runtime: PhantomData,
         }
     }
 
@@ -263,7 +291,7 @@ impl Session {
             config.properties.set(k.to_owned(), v.to_owned());
         }
         let core = ClientSession::new(config, Instant::now());
-        tokio::spawn(Driver::new(core, tls, receiver, snapshot, self.shared.changes.clone()).run());
+        R::spawn(Driver::<R>::new(core, tls, receiver, snapshot, self.shared.changes.clone()).run());
         let mut watch = self.shared.snapshot.clone();
         let snapshot = watch
             .wait_for(|s| s.state != SessionState::Connecting)
@@ -312,6 +340,11 @@ impl Session {
         self.shared.snapshot.borrow().close_reason.clone()
     }
 
+    /// The code of the latest connection response: 100, or 105/106 after a reconnection.
+    pub fn response_code(&self) -> Option<ResponseCode> {
+        self.shared.snapshot.borrow().response_code
+    }
+
     /// The server's system ping period, once connected.
     pub fn ping_period(&self) -> Option<Duration> {
         self.shared.snapshot.borrow().ping_period
@@ -333,7 +366,7 @@ impl Session {
     }
 
     /// Service calls and handlers.
-    pub fn services(&self) -> Services<'_> {
+    pub fn services(&self) -> Services<'_, R> {
         Services { session: self }
     }
 
@@ -341,7 +374,14 @@ impl Session {
     /// and every handle dropped. A slow reader that falls more than 64 changes behind
     /// skips the oldest.
     pub fn state_changes(&self) -> impl Stream<Item = StateChange> + Send + 'static {
-        let receiver = self.shared.changes.subscribe();
+        // Under the lock the driver publishes with: a change is either in this receiver or
+        // already visible through `state()`, never lost in between.
+        let receiver = self
+            .shared
+            .changes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .subscribe();
         futures_util::stream::unfold(receiver, |mut receiver| async move {
             loop {
                 match receiver.recv().await {
@@ -356,7 +396,7 @@ impl Session {
     /// Calls `listener` on every state change from now on, from a task of its own.
     pub fn on_state_change(&self, listener: impl Fn(&StateChange) + Send + 'static) {
         let mut changes = Box::pin(self.state_changes());
-        tokio::spawn(async move {
+        R::spawn(async move {
             while let Some(change) = futures_util::StreamExt::next(&mut changes).await {
                 listener(&change);
             }
@@ -383,12 +423,12 @@ impl Session {
 }
 
 /// Service calls and handlers of one session (the official clients' `services`).
-#[derive(Debug, Clone, Copy)]
-pub struct Services<'a> {
-    session: &'a Session,
+#[derive(Debug)]
+pub struct Services<'a, R> {
+    session: &'a Session<R>,
 }
 
-impl Services<'_> {
+impl<R: Runtime> Services<'_, R> {
     /// Sends a request to the server's `service` and returns the response payload.
     pub async fn invoke(&self, service: ServiceId, payload: Bytes) -> Result<Bytes, Error> {
         Ok(self.invoke_raw(service, payload).await?.payload)

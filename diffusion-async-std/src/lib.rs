@@ -1,0 +1,112 @@
+//! Diffusion sessions on async-std or smol.
+//!
+//! The same API as `diffusion_tokio` (both are [`diffusion_client`] on a runtime
+//! adapter), built on futures-io: async-net sockets, async-io timers, async-tungstenite
+//! and futures-rustls. The session's driver task is spawned on async-std (the default
+//! feature) or on smol (feature `smol`); [`Session`] picks async-std when both are on,
+//! and [`AsyncStd`] and [`Smol`] name each explicitly.
+//!
+//! async-std was discontinued in 2025 (RUSTSEC-2025-0052) and points its users to smol,
+//! which shares its I/O stack: new code should prefer the `smol` feature.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), diffusion_async_std::Error> {
+//! use diffusion_async_std::Session;
+//!
+//! let session = Session::builder("ws://127.0.0.1:8080").connect().await?;
+//! let ping = session.ping_server().await?;
+//! println!("{} answered in {:?}", session.session_id().unwrap(), ping.round_trip);
+//! session.close().await;
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod transport;
+
+use std::future::Future;
+use std::time::Instant;
+
+use async_tungstenite::tungstenite::protocol::WebSocketConfig;
+use diffusion_client::Tls;
+use diffusion_proto::ConnectRequest;
+
+pub use diffusion_client::{
+    Backoff, CloseReason, ClosedBy, Credentials, Error, ErrorReason, FixedDelay, Handler, PingDetails,
+    ProtocolVersion, ReconnectAction, ReconnectConfig, ReconnectStrategy, Reply, RequestError, ResponseCode,
+    ServiceId, SessionData, SessionError, SessionId, SessionProperties, SessionState, StateChange,
+};
+
+/// Implements the runtime adapter for one executor's `spawn`; sockets and timers are the
+/// same futures-io ones for both.
+macro_rules! futures_io_runtime {
+    ($(#[$doc:meta])* $name:ident, $spawn:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy)]
+        pub struct $name;
+
+        impl diffusion_client::Runtime for $name {
+            type WebSocket = transport::Ws;
+            type Sleep = SleepUntil;
+
+            fn spawn(task: impl Future<Output = ()> + Send + 'static) {
+                ($spawn)(task);
+            }
+
+            fn sleep_until(deadline: Instant) -> SleepUntil {
+                SleepUntil(async_io::Timer::at(deadline))
+            }
+
+            fn open(
+                request: ConnectRequest,
+                tls: Tls,
+                config: WebSocketConfig,
+            ) -> impl Future<Output = Result<Self::WebSocket, String>> + Send + 'static {
+                transport::open(request, tls, config)
+            }
+        }
+    };
+}
+
+#[cfg(feature = "async-std")]
+futures_io_runtime!(
+    /// The async-std runtime adapter.
+    AsyncStd,
+    |task| {
+        async_std::task::spawn(task);
+    }
+);
+
+#[cfg(feature = "smol")]
+futures_io_runtime!(
+    /// The smol runtime adapter.
+    Smol,
+    |task| smol::spawn(task).detach()
+);
+
+/// An async-io timer as a `()` future.
+#[derive(Debug)]
+pub struct SleepUntil(async_io::Timer);
+
+impl Future for SleepUntil {
+    type Output = ();
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        std::pin::Pin::new(&mut self.0).poll(cx).map(|_| ())
+    }
+}
+
+#[cfg(feature = "async-std")]
+type Default = AsyncStd;
+#[cfg(all(feature = "smol", not(feature = "async-std")))]
+type Default = Smol;
+
+/// A Diffusion session on async-std (or smol without the `async-std` feature).
+#[cfg(any(feature = "async-std", feature = "smol"))]
+pub type Session = diffusion_client::Session<Default>;
+/// Builds a [`Session`].
+#[cfg(any(feature = "async-std", feature = "smol"))]
+pub type SessionBuilder = diffusion_client::SessionBuilder<Default>;
+/// Service calls and handlers of a [`Session`].
+#[cfg(any(feature = "async-std", feature = "smol"))]
+pub type Services<'a> = diffusion_client::Services<'a, Default>;

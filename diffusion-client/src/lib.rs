@@ -1,0 +1,28 @@
+//! The Session API of diffusion-rs, written once for every runtime: the handle, its
+//! builder, the per-session store, the error type and the driver loop, generic over a
+//! [`Runtime`] that spawns, sleeps and opens WebSockets.
+//!
+//! Applications use it through an adapter: `diffusion_tokio::Session` or
+//! `diffusion_async_std::Session` (async-std or smol); switching runtime is a change of
+//! one `use` line.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod data;
+mod driver;
+mod error;
+mod runtime;
+mod session;
+
+pub use data::SessionData;
+pub use error::Error;
+#[cfg(feature = "rustls")]
+pub use runtime::default_tls;
+pub use runtime::{upgrade_request, websocket_config, Runtime, Tls};
+pub use session::{Handler, Services, Session, SessionBuilder};
+
+pub use diffusion_proto::{
+    Backoff, ClientConfig, CloseReason, ClosedBy, Credentials, ErrorReason, FixedDelay, PingDetails,
+    ProtocolVersion, ReconnectAction, ReconnectConfig, ReconnectStrategy, Reply, RequestError, ResponseCode,
+    ServiceId, SessionError, SessionId, SessionProperties, SessionState, StateChange,
+};

@@ -1,0 +1,344 @@
+//! The Session API's integration scenarios, written once and generic over the runtime:
+//! each adapter's tests run them all with [`scenarios!`] against the loopback test server.
+//!
+//! The test server runs on a tokio runtime of its own thread, so the scenarios work the
+//! same under tokio, async-std and smol, over real sockets on 127.0.0.1.
+
+// Scenario code is test code: an unwrap is an assertion.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use diffusion_client::{Error, ResponseCode, Runtime, ServiceId, Session, SessionError, SessionState};
+use diffusion_test_server::{DropKind, Fault, Options, TestServer};
+use futures_util::StreamExt;
+
+/// How long any one wait of a scenario may take before it fails.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// A test server on its own thread and tokio runtime, usable from any runtime.
+pub struct ServerThread {
+    server: Option<TestServer>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl ServerThread {
+    /// Starts a test server with `options`.
+    pub fn start(options: Options) -> ServerThread {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("a tokio runtime for the test server");
+        let (tx, rx) = std::sync::mpsc::channel();
+        runtime.spawn(async move {
+            let _ = tx.send(TestServer::start(options).await);
+        });
+        let server = rx
+            .recv()
+            .expect("the test server task reports")
+            .expect("the test server starts");
+        ServerThread {
+            server: Some(server),
+            runtime: Some(runtime),
+        }
+    }
+}
+
+impl std::ops::Deref for ServerThread {
+    type Target = TestServer;
+
+    fn deref(&self) -> &TestServer {
+        self.server.as_ref().expect("present until dropped")
+    }
+}
+
+impl Drop for ServerThread {
+    fn drop(&mut self) {
+        drop(self.server.take());
+        // Allowed from inside any async context, unlike dropping the runtime.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// `future`, or `None` after `limit`.
+pub async fn within<R: Runtime, T>(limit: Duration, future: impl Future<Output = T>) -> Option<T> {
+    let deadline = Box::pin(R::sleep_until(Instant::now() + limit));
+    match futures_util::future::select(Box::pin(future), deadline).await {
+        futures_util::future::Either::Left((value, _)) => Some(value),
+        futures_util::future::Either::Right(_) => None,
+    }
+}
+
+/// Waits until `condition` holds, checking every few milliseconds, for at most [`WAIT`].
+pub async fn eventually<R: Runtime>(condition: impl Fn() -> bool) -> bool {
+    let deadline = Instant::now() + WAIT;
+    while !condition() {
+        if Instant::now() > deadline {
+            return false;
+        }
+        R::sleep_until(Instant::now() + Duration::from_millis(5)).await;
+    }
+    true
+}
+
+/// Connect, ping 100 times, close.
+pub async fn connect_ping_100_times_and_close<R: Runtime>() {
+    let server = ServerThread::start(Options::default());
+    let session = Session::<R>::builder(&server.url()).connect().await.unwrap();
+    assert_eq!(session.state(), SessionState::ConnectedActive);
+    assert_eq!(session.response_code(), Some(ResponseCode::Ok));
+    assert!(session.session_id().is_some());
+    for _ in 0..100 {
+        let ping = session.ping_server().await.unwrap();
+        assert!(ping.round_trip > Duration::ZERO);
+    }
+    session.close().await;
+    assert_eq!(session.state(), SessionState::ClosedByClient);
+    assert_eq!(server.stats().user_pings_answered, 100);
+}
+
+/// A wrong password is a typed authentication error carrying 116.
+pub async fn wrong_password_is_a_typed_authentication_error_with_116<R: Runtime>() {
+    let server = ServerThread::start(Options::default().user("admin", "secret"));
+    let err = Session::<R>::builder(&server.url())
+        .principal("admin")
+        .password("wrong")
+        .connect()
+        .await
+        .unwrap_err();
+    assert_eq!(err, Error::AuthenticationFailed);
+    assert_eq!(err.response_code(), Some(ResponseCode::AuthenticationFailed));
+    assert_eq!(err.response_code().map(|c| c.code()), Some(116));
+}
+
+/// Principal and session properties arrive at the server as sent.
+pub async fn session_properties_arrive_as_sent<R: Runtime>() {
+    let server = ServerThread::start(Options::default().user("admin", "secret"));
+    let session = Session::<R>::builder(&server.url())
+        .principal("admin")
+        .password("secret")
+        .property("region", "eu")
+        .unwrap()
+        .property("tier", "gold \"q\" \\ 'x'")
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let info = server
+        .session(session.session_id().unwrap())
+        .expect("the server knows the session");
+    assert_eq!(info.principal.as_deref(), Some("admin"));
+    assert_eq!(info.properties.get("region"), Some("eu"));
+    assert_eq!(info.properties.get("tier"), Some("gold \"q\" \\ 'x'"));
+    session.close().await;
+}
+
+/// The server's system pings are answered (the server counts them).
+pub async fn system_pings_are_answered<R: Runtime>() {
+    let server = ServerThread::start(Options {
+        ping_period: Duration::from_millis(100),
+        ..Options::default()
+    });
+    let session = Session::<R>::builder(&server.url()).connect().await.unwrap();
+    assert!(eventually::<R>(|| server.stats().system_pings_answered >= 3).await);
+    assert!(session.system_pings_answered() >= 3);
+    session.close().await;
+}
+
+/// The server stalls: idle detection drops the connection, and the same session resumes.
+pub async fn stalled_server_is_noticed_and_the_same_session_resumed<R: Runtime>() {
+    let server = ServerThread::start(Options {
+        ping_period: Duration::from_millis(200),
+        ..Options::default()
+    });
+    let session = Session::<R>::builder(&server.url()).connect().await.unwrap();
+    let id = session.session_id();
+    let mut changes = Box::pin(session.state_changes());
+    server.set_fault(Fault::Stall { after_messages: 0 });
+    let lost = within::<R, _>(WAIT, changes.next()).await.flatten().unwrap();
+    assert_eq!(
+        (lost.old, lost.new),
+        (SessionState::ConnectedActive, SessionState::RecoveringReconnect)
+    );
+    server.set_fault(Fault::None);
+    let back = within::<R, _>(WAIT, changes.next()).await.flatten().unwrap();
+    assert_eq!(back.new, SessionState::ConnectedActive);
+    assert_eq!(session.session_id(), id);
+    assert_eq!(session.response_code(), Some(ResponseCode::Reconnected));
+    session.ping_server().await.unwrap();
+    session.close().await;
+}
+
+/// The connection drops while a request is in flight: reconnected, and the request
+/// completes exactly once.
+pub async fn request_in_flight_when_the_connection_drops_completes_exactly_once<R: Runtime>() {
+    for how in [DropKind::Fin, DropKind::Rst] {
+        let server = ServerThread::start(Options::default());
+        let session = Session::<R>::builder(&server.url()).connect().await.unwrap();
+        let id = session.session_id();
+        // The next client message (the ping) is the one the server drops the connection on.
+        server.set_fault(Fault::DropAfter {
+            messages: 1,
+            how,
+            times: 1,
+        });
+        let ping = within::<R, _>(WAIT, session.ping_server()).await.unwrap();
+        assert!(ping.is_ok(), "{how:?}: {ping:?}");
+        assert_eq!(session.session_id(), id);
+        assert_eq!(session.state(), SessionState::ConnectedActive);
+        let info = server.session(id.unwrap()).unwrap();
+        assert_eq!(info.stats.reconnections, 1, "{how:?}");
+        assert_eq!(
+            info.stats.user_pings_answered, 1,
+            "{how:?}: answered exactly once"
+        );
+        session.close().await;
+    }
+}
+
+/// The server has forgotten the session: the reconnection gets 117 and the session ends
+/// CLOSED_FAILED.
+pub async fn forgotten_session_ends_closed_failed<R: Runtime>() {
+    let server = ServerThread::start(Options::default());
+    let session = Session::<R>::builder(&server.url()).connect().await.unwrap();
+    let mut changes = Box::pin(session.state_changes());
+    server.forget_sessions();
+    let mut last = None;
+    while let Some(Some(change)) = within::<R, _>(WAIT, changes.next()).await {
+        let closed = change.new.is_closed();
+        last = Some(change);
+        if closed {
+            break;
+        }
+    }
+    let last = last.unwrap();
+    assert_eq!(last.new, SessionState::ClosedFailed);
+    assert_eq!(
+        last.reason.and_then(|r| r.response_code()),
+        Some(ResponseCode::UnknownSession)
+    );
+}
+
+/// Close ends CLOSED_BY_CLIENT, is idempotent, and the server saw CLOSE_REQUEST.
+pub async fn close_is_closed_by_client_and_the_server_saw_close_request<R: Runtime>() {
+    let server = ServerThread::start(Options::default());
+    let session = Session::<R>::builder(&server.url()).connect().await.unwrap();
+    session.close().await;
+    assert_eq!(session.state(), SessionState::ClosedByClient);
+    session.close().await;
+    assert!(eventually::<R>(|| server.stats().close_requests == 1).await);
+    assert!(matches!(session.ping_server().await, Err(Error::Closed(_))));
+}
+
+/// A message over the server's maximum is refused and nothing is sent.
+pub async fn oversize_send_is_refused_and_nothing_is_sent<R: Runtime>() {
+    let server = ServerThread::start(Options {
+        max_message_size: 1000,
+        ..Options::default()
+    });
+    let session = Session::<R>::builder(&server.url()).connect().await.unwrap();
+    let before = server.stats().messages_received;
+    let err = session
+        .services()
+        .invoke(ServiceId(99), Bytes::from(vec![0; 2000]))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Refused(SessionError::MessageTooLarge { limit: 1000, .. })
+        ),
+        "{err:?}"
+    );
+    session.ping_server().await.unwrap();
+    // Only the ping reached the server.
+    assert_eq!(server.stats().messages_received, before + 1);
+    session.close().await;
+}
+
+/// 1 000 pings at once on one session, from clones of the handle; every one completes.
+pub async fn a_thousand_concurrent_pings_on_one_session<R: Runtime>() {
+    let server = ServerThread::start(Options::default());
+    let session = Session::<R>::builder(&server.url()).connect().await.unwrap();
+    let pings = (0..1000).map(|_| {
+        let session = session.clone();
+        async move { session.ping_server().await }
+    });
+    let results = futures_util::future::join_all(pings).await;
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1000);
+    assert_eq!(server.stats().user_pings_answered, 1000);
+    session.close().await;
+}
+
+/// `wss://` with a self-signed certificate, trusted through the caller's rustls config.
+pub async fn wss_with_a_self_signed_certificate<R: Runtime>() {
+    let identity = diffusion_test_server::self_signed(&["localhost", "127.0.0.1"]);
+    let cert = identity.certificate_der();
+    let server = ServerThread::start(Options {
+        tls: Some(identity),
+        ..Options::default()
+    });
+    assert!(server.url().starts_with("wss://"));
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let session = Session::<R>::builder(&server.url())
+        .tls_config(Arc::new(tls))
+        .connect()
+        .await
+        .unwrap();
+    session.ping_server().await.unwrap();
+    session.close().await;
+    assert_eq!(session.state(), SessionState::ClosedByClient);
+
+    // The default (webpki) roots do not trust it.
+    let err = Session::<R>::builder(&server.url())
+        .no_reconnect()
+        .connect()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Closed(_)), "{err:?}");
+}
+
+/// Expands to one `#[test]` per scenario, run on runtime `$runtime` by `$block_on`
+/// (a function or closure taking a future and running it to completion).
+#[macro_export]
+macro_rules! scenarios {
+    ($runtime:ty, $block_on:expr) => {
+        $crate::scenarios!(@each $runtime, $block_on;
+            connect_ping_100_times_and_close,
+            wrong_password_is_a_typed_authentication_error_with_116,
+            session_properties_arrive_as_sent,
+            system_pings_are_answered,
+            stalled_server_is_noticed_and_the_same_session_resumed,
+            request_in_flight_when_the_connection_drops_completes_exactly_once,
+            forgotten_session_ends_closed_failed,
+            close_is_closed_by_client_and_the_server_saw_close_request,
+            oversize_send_is_refused_and_nothing_is_sent,
+            a_thousand_concurrent_pings_on_one_session,
+            wss_with_a_self_signed_certificate,
+        );
+    };
+    (@each $runtime:ty, $block_on:expr; $($name:ident,)*) => {
+        $(
+            #[test]
+            fn $name() {
+                ($block_on)($crate::$name::<$runtime>());
+            }
+        )*
+    };
+}
