@@ -2,6 +2,7 @@
 //! WebSocket. Everything else about a session is the same on every runtime.
 
 use std::future::Future;
+#[cfg(feature = "rustls")]
 use std::sync::Arc;
 use std::time::Instant;
 
