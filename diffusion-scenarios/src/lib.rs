@@ -14,7 +14,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use diffusion_client::{Error, ResponseCode, Runtime, ServiceId, Session, SessionError, SessionState};
+use diffusion_client::{
+    Error, ResponseCode, Runtime, ServiceId, Session, SessionError, SessionProperties, SessionState,
+};
 use diffusion_test_server::{DropKind, Fault, Options, TestServer};
 use futures_util::StreamExt;
 
@@ -96,6 +98,9 @@ pub async fn connect_ping_100_times_and_close<R: Runtime>() {
     assert_eq!(session.state(), SessionState::ConnectedActive);
     assert_eq!(session.response_code(), Some(ResponseCode::Ok));
     assert!(session.session_id().is_some());
+    // The typed store is shared by every clone of the handle.
+    session.data().insert(7u32);
+    assert_eq!(session.clone().data().get::<u32>(), Some(7));
     for _ in 0..100 {
         let ping = session.ping_server().await.unwrap();
         assert!(ping.round_trip > Duration::ZERO);
@@ -129,14 +134,18 @@ pub async fn session_properties_arrive_as_sent<R: Runtime>() {
         .unwrap()
         .property("tier", "gold \"q\" \\ 'x'")
         .unwrap()
-        .connect()
-        .await
+        .build()
         .unwrap();
+    // More properties at connect time, as the Python client's connect(properties) allows.
+    let mut extra = SessionProperties::new();
+    extra.insert("$Country", "GB").unwrap();
+    session.connect_with(extra).await.unwrap();
     let info = server
         .session(session.session_id().unwrap())
         .expect("the server knows the session");
     assert_eq!(info.principal.as_deref(), Some("admin"));
     assert_eq!(info.properties.get("region"), Some("eu"));
+    assert_eq!(info.properties.get("$Country"), Some("GB"));
     assert_eq!(info.properties.get("tier"), Some("gold \"q\" \\ 'x'"));
     session.close().await;
 }
@@ -238,6 +247,22 @@ pub async fn close_is_closed_by_client_and_the_server_saw_close_request<R: Runti
     assert!(matches!(session.ping_server().await, Err(Error::Closed(_))));
 }
 
+/// Dropping the last clone of the handle closes the session (the server sees CLOSE_REQUEST).
+pub async fn dropping_the_last_handle_closes_the_session<R: Runtime>() {
+    let server = ServerThread::start(Options::default());
+    let session = Session::<R>::builder(&server.url()).connect().await.unwrap();
+    let clone = session.clone();
+    drop(session);
+    clone.ping_server().await.unwrap();
+    assert_eq!(
+        server.stats().close_requests,
+        0,
+        "a clone still holds the session"
+    );
+    drop(clone);
+    assert!(eventually::<R>(|| server.stats().close_requests == 1).await);
+}
+
 /// A message over the server's maximum is refused and nothing is sent.
 pub async fn oversize_send_is_refused_and_nothing_is_sent<R: Runtime>() {
     let server = ServerThread::start(Options {
@@ -328,6 +353,7 @@ macro_rules! scenarios {
             request_in_flight_when_the_connection_drops_completes_exactly_once,
             forgotten_session_ends_closed_failed,
             close_is_closed_by_client_and_the_server_saw_close_request,
+            dropping_the_last_handle_closes_the_session,
             oversize_send_is_refused_and_nothing_is_sent,
             a_thousand_concurrent_pings_on_one_session,
             wss_with_a_self_signed_certificate,
