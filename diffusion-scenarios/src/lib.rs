@@ -15,9 +15,11 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use diffusion_client::{
-    Error, ResponseCode, Runtime, ServiceId, Session, SessionError, SessionProperties, SessionState,
+    Error, ErrorReason, ResponseCode, Runtime, ServiceId, Session, SessionError, SessionProperties,
+    SessionState,
 };
-use diffusion_test_server::{DropKind, Fault, Options, TestServer};
+use diffusion_proto::Message;
+use diffusion_test_server::{DropKind, Fault, LogKind, Options, ServerEvent, TestServer};
 use futures_util::StreamExt;
 
 /// How long any one wait of a scenario may take before it fails.
@@ -263,6 +265,48 @@ pub async fn dropping_the_last_handle_closes_the_session<R: Runtime>() {
     assert!(eventually::<R>(|| server.stats().close_requests == 1).await);
 }
 
+/// The server's requests reach the handler registered for their service; requests to a
+/// service without a handler are answered with SERVICE_ERROR 100.
+pub async fn inbound_requests_reach_registered_handlers<R: Runtime>() {
+    let server = ServerThread::start(Options::default());
+    let session = Session::<R>::builder(&server.url()).connect().await.unwrap();
+    let echo = ServiceId(300);
+    session
+        .services()
+        .register(echo, |payload: Bytes| async move {
+            Ok(payload.iter().rev().copied().collect())
+        })
+        .unwrap();
+    // A round trip first, so the registration has reached the driver.
+    session.ping_server().await.unwrap();
+    server.send_request(echo, Bytes::from_static(b"abc"));
+    server.send_request(ServiceId(301), Bytes::new());
+    let answers = || {
+        server
+            .log()
+            .iter()
+            .filter_map(|e| match &e.kind {
+                LogKind::Server(ServerEvent::ResponseReceived {
+                    service, response, ..
+                }) => Some((*service, response.clone())),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    assert!(eventually::<R>(|| answers().len() == 2).await, "{:?}", answers());
+    let answers = answers();
+    assert!(answers.contains(&(
+        echo,
+        Message::ServiceResponse {
+            cid: 1,
+            payload: Bytes::from_static(b"cba")
+        }
+    )));
+    assert!(answers.iter().any(|(service, response)| *service == ServiceId(301)
+        && matches!(response, Message::ServiceError { reason, .. } if *reason == ErrorReason::COMMUNICATION_FAILURE)));
+    session.close().await;
+}
+
 /// A message over the server's maximum is refused and nothing is sent.
 pub async fn oversize_send_is_refused_and_nothing_is_sent<R: Runtime>() {
     let server = ServerThread::start(Options {
@@ -354,6 +398,7 @@ macro_rules! scenarios {
             forgotten_session_ends_closed_failed,
             close_is_closed_by_client_and_the_server_saw_close_request,
             dropping_the_last_handle_closes_the_session,
+            inbound_requests_reach_registered_handlers,
             oversize_send_is_refused_and_nothing_is_sent,
             a_thousand_concurrent_pings_on_one_session,
             wss_with_a_self_signed_certificate,

@@ -29,6 +29,8 @@ pub(crate) enum Control {
     SetFault(Fault),
     /// Set or clear the code every reconnection is answered with.
     SetReconnectAnswer(Option<ResponseCode>),
+    /// Send a request to `service` of every attached session.
+    SendRequest(ServiceId, Bytes),
 }
 
 /// What the hub, the connection tasks and the handle share.
@@ -213,6 +215,12 @@ impl Hub {
                 }
             }
             Control::SetReconnectAnswer(code) => self.reconnect_answer = code,
+            Control::SendRequest(service, payload) => {
+                let conns: Vec<_> = self.server.sessions().filter_map(|s| s.connection).collect();
+                for conn in conns {
+                    self.server.send_request(now, conn, service, payload.clone());
+                }
+            }
         }
         self.pump(now);
     }

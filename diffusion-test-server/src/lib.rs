@@ -54,8 +54,9 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use diffusion_proto::server::{Server, ServerConfig, UserTable};
-use diffusion_proto::{ResponseCode, SessionId};
+use diffusion_proto::{ResponseCode, ServiceId, SessionId};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
@@ -235,6 +236,13 @@ impl TestServer {
     /// connection request on.
     pub fn set_reconnect_answer(&self, code: Option<ResponseCode>) {
         let _ = self.control.send(Control::SetReconnectAnswer(code));
+    }
+
+    /// Sends a request to `service` of every attached session (a server-to-client
+    /// service call); each client's answer is logged as a
+    /// [`ServerEvent::ResponseReceived`] entry.
+    pub fn send_request(&self, service: ServiceId, payload: Bytes) {
+        let _ = self.control.send(Control::SendRequest(service, payload));
     }
 
     /// Stops accepting, drops every connection (without WebSocket close frames) and waits
