@@ -408,12 +408,12 @@ impl Message {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
     use proptest::prelude::*;
 
     /// Any message, for round-trip properties here and in the session tests.
-    pub(crate) fn any_message() -> impl Strategy<Value = Message> {
+    fn any_message() -> impl Strategy<Value = Message> {
         let payload = || proptest::collection::vec(any::<u8>(), 0..48).prop_map(Bytes::from);
         prop_oneof![
             (any::<i32>(), any::<i64>(), payload()).prop_map(|(s, cid, payload)| {
