@@ -1,0 +1,164 @@
+//! Replays every committed fuzz corpus file and crash regression (`fuzz/corpus/<target>/`,
+//! `fuzz/regressions/<target>/`) through the fuzz targets' own checks, on stable, without cargo-fuzz.
+// Harness code outside #[test] functions may unwrap too.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+
+// The targets' logic, shared with the cargo-fuzz binaries; the seed encoders in it are for
+// the corpus generator only.
+#[allow(dead_code)]
+#[path = "../../fuzz/src/targets.rs"]
+mod targets;
+
+fn fuzz_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz")
+}
+
+/// The files of `dir`, sorted; `required` makes a missing or empty directory a failure.
+fn files(dir: &Path, required: bool) -> Vec<PathBuf> {
+    let listing = match std::fs::read_dir(dir) {
+        Ok(listing) => listing,
+        Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
+        Err(e) => panic!("corpus directory {} cannot be read: {e}", dir.display()),
+    };
+    let mut files: Vec<PathBuf> = listing
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    assert!(
+        !required || !files.is_empty(),
+        "corpus directory {} is empty",
+        dir.display()
+    );
+    files
+}
+
+/// Runs every input of `target` and reports which one failed, by path.
+fn replay(name: &str) -> usize {
+    let target = targets::TARGETS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, f)| *f)
+        .unwrap_or_else(|| panic!("no fuzz target {name}"));
+    let mut inputs = files(&fuzz_dir().join("corpus").join(name), true);
+    inputs.extend(files(&fuzz_dir().join("regressions").join(name), false));
+    for path in &inputs {
+        let data = std::fs::read(path).unwrap();
+        if let Err(panic) = std::panic::catch_unwind(|| target(&data)) {
+            let message = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                .unwrap_or_default();
+            panic!("{name}: {} fails: {message}", path.display());
+        }
+    }
+    println!("{name}: replayed {} inputs", inputs.len());
+    inputs.len()
+}
+
+#[test]
+fn connection_response_corpus() {
+    assert!(replay("connection_response") > 0);
+}
+
+#[test]
+fn message_corpus() {
+    assert!(replay("message") > 0);
+}
+
+#[test]
+fn upgrade_params_corpus() {
+    assert!(replay("upgrade_params") > 0);
+}
+
+#[test]
+fn client_session_corpus() {
+    assert!(replay("client_session") > 0);
+}
+
+#[test]
+fn round_trip_corpus() {
+    assert!(replay("round_trip") > 0);
+}
+
+/// Every target has its test above, and every corpus directory belongs to a target.
+#[test]
+fn every_target_is_replayed() {
+    let names: Vec<&str> = targets::TARGETS.iter().map(|(n, _)| *n).collect();
+    assert_eq!(
+        names,
+        [
+            "connection_response",
+            "message",
+            "upgrade_params",
+            "client_session",
+            "round_trip"
+        ]
+    );
+    for kind in ["corpus", "regressions"] {
+        for dir in std::fs::read_dir(fuzz_dir().join(kind)).unwrap() {
+            let dir = dir.unwrap().file_name().to_string_lossy().into_owned();
+            assert!(names.contains(&dir.as_str()), "fuzz/{kind}/{dir} is no target's");
+        }
+    }
+}
+
+/// The seed encoder writes what the `client_session` target reads.
+#[test]
+fn session_inputs_read_back_as_written() {
+    use targets::{MessageOp, Op, ResponseOp, SessionSetup};
+    let setup = SessionSetup {
+        flags: 0x2d,
+        strategy: 2,
+        strategy_arg: 0x1234,
+        reconnect_timeout_ms: 5000,
+        connection_timeout_ms: 300,
+        initial_attempts: 2,
+        retry_delay_ms: 77,
+        request_timeout_ms: 700,
+        max_inbound: 3,
+        recovery_capacity: 200,
+        close_timeout_ms: 1000,
+        identity: 9,
+        services: 5,
+    };
+    let ops = vec![
+        Op::RawFrame(vec![0x00, 0x37, 0x01]),
+        Op::Message(MessageOp {
+            kind: 3,
+            select: 1,
+            cid: -5,
+            size: 300,
+        }),
+        Op::Response(ResponseOp {
+            code: 1,
+            version: 6,
+            token: 2,
+            ping: 4,
+            last_field: 0xdead_beef,
+            length: 1,
+            raw_token: [0xfe; 24],
+        }),
+        Op::Advance(65535),
+        Op::AdvanceToDeadline,
+        Op::TransportClosed,
+        Op::Ping,
+        Op::Invoke {
+            service: 3,
+            size: 1 << 20,
+        },
+        Op::Close,
+        Op::Respond {
+            index: 2,
+            error: 1,
+            size: 9,
+        },
+        Op::Register { service: 1, on: 1 },
+        Op::AdvanceSeconds(3),
+    ];
+    let bytes = targets::encode_session_input(&setup, &ops);
+    assert_eq!(targets::read_session_input(&bytes), (setup, ops));
+}

@@ -1,0 +1,632 @@
+//! Writes the seed corpora of every target under `fuzz/corpus/<target>/seed-*` from the
+//! shared protocol vectors (real captures included): `cargo run --example seed_corpus`.
+//
+// Seeds are rewritten on every run (old `seed-*` files are removed first); other corpus
+// files, those the fuzzer found and `-merge=1` kept, are left alone.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use diffusion_fuzz::{encode_session_input, read_session_input, MessageOp, Op, ResponseOp, SessionSetup};
+use diffusion_proto::server::{
+    ConnectionId, CounterEntropy, Server, ServerConfig, ServerOutput, UpgradeRequest, UserTable,
+};
+use diffusion_proto::ConnectionResponse;
+use serde_json::Value;
+
+type Seeds = BTreeMap<String, Vec<u8>>;
+
+fn main() {
+    let fuzz = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let vectors = fuzz.join("../../shared/protocol/vectors");
+    let load = |name: &str| -> Value {
+        let path = vectors.join(name);
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    };
+    let docs: Vec<(&str, Value)> = [
+        "connection_response.json",
+        "messages.json",
+        "captures.json",
+        "session_flows.json",
+        "connection_request.json",
+        "services.json",
+    ]
+    .into_iter()
+    .map(|n| (n, load(n)))
+    .collect();
+
+    // Every hex string in the frame-bearing files, split into connection responses and messages.
+    let mut responses = Seeds::new();
+    let mut messages = Seeds::new();
+    for (name, doc) in &docs {
+        if *name == "connection_request.json" {
+            continue;
+        }
+        let stem = name.trim_end_matches(".json");
+        let mut found = Vec::new();
+        collect_hex(doc, &mut found);
+        for bytes in found {
+            let target = if bytes.first() == Some(&b'#') || *name == "connection_response.json" {
+                &mut responses
+            } else {
+                &mut messages
+            };
+            add_unique(target, stem, bytes);
+        }
+    }
+
+    let upgrades = upgrade_seeds(&docs[4].1, &docs[3].1);
+    let sessions = session_seeds(&docs[3].1);
+
+    let mut round_trip = messages.clone();
+    for (k, v) in &responses {
+        round_trip.insert(format!("response-{k}"), v.clone());
+    }
+    write(&fuzz, "connection_response", &responses);
+    write(&fuzz, "message", &messages);
+    write(&fuzz, "round_trip", &round_trip);
+    write(&fuzz, "upgrade_params", &upgrades);
+    write(&fuzz, "client_session", &sessions);
+}
+
+fn write(fuzz: &Path, target: &str, seeds: &Seeds) {
+    let dir = fuzz.join("corpus").join(target);
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+        if entry.file_name().to_string_lossy().starts_with("seed-") {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+    for (name, bytes) in seeds {
+        let name: String = name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let path = dir.join(format!("seed-{name}"));
+        std::fs::write(&path, bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    }
+    println!("{target}: {} seeds", seeds.len());
+}
+
+fn add_unique(seeds: &mut Seeds, stem: &str, bytes: Vec<u8>) {
+    if seeds.values().any(|b| *b == bytes) {
+        return;
+    }
+    let name = format!(
+        "{stem}-{:03}",
+        seeds.keys().filter(|k| k.starts_with(stem)).count()
+    );
+    seeds.insert(name, bytes);
+}
+
+fn collect_hex(v: &Value, out: &mut Vec<Vec<u8>>) {
+    match v {
+        Value::String(s) => {
+            if let Some(bytes) = hex(s) {
+                out.push(bytes);
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|i| collect_hex(i, out)),
+        Value::Object(map) => map.values().for_each(|i| collect_hex(i, out)),
+        _ => {}
+    }
+}
+
+/// Strict lower-case hex of at least two bytes (so that words and numbers are not taken).
+fn hex(s: &str) -> Option<Vec<u8>> {
+    let s = s.strip_prefix("0x").unwrap_or(s);
+    if s.len() < 2
+        || s.len() & 1 == 1
+        || !s
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
+        .collect()
+}
+
+// ---- upgrade requests ----------------------------------------------------------------------
+
+/// One upgrade request in the `upgrade_params` input form.
+fn request_text(target: &str, headers: &[(String, String)]) -> String {
+    let mut text = target.to_owned();
+    for (n, v) in headers {
+        text.push('\n');
+        text.push_str(&format!("{n}: {v}"));
+    }
+    text
+}
+
+fn strip_origin(uri: &str) -> &str {
+    match uri.split_once("://") {
+        Some((_, rest)) => rest.find('/').map_or("/", |i| &rest[i..]),
+        None => uri,
+    }
+}
+
+fn pairs(v: &Value) -> Vec<(String, String)> {
+    match v {
+        Value::Array(items) => items
+            .iter()
+            .filter_map(|p| match p {
+                Value::Array(kv) if kv.len() == 2 => {
+                    Some((kv[0].as_str()?.to_owned(), kv[1].as_str()?.to_owned()))
+                }
+                Value::String(line) => line
+                    .split_once(':')
+                    .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned())),
+                _ => None,
+            })
+            .collect(),
+        Value::Object(map) => map
+            .iter()
+            .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn upgrade_seeds(requests: &Value, flows: &Value) -> Seeds {
+    let mut seeds = Seeds::new();
+    let mut singles: Vec<(String, String)> = Vec::new();
+    let mut walk = |label: &str, v: &Value| {
+        // Any object with a path/url/request line and optional headers is one request.
+        fn visit(label: &str, v: &Value, out: &mut Vec<(String, String)>) {
+            match v {
+                Value::Object(map) => {
+                    let target = ["path", "url", "request_line"]
+                        .iter()
+                        .find_map(|k| map.get(*k).and_then(Value::as_str))
+                        .map(|t| {
+                            let t = t.strip_prefix("GET ").unwrap_or(t);
+                            let t = t.split(" HTTP/").next().unwrap_or(t);
+                            strip_origin(t).to_owned()
+                        });
+                    if let Some(target) = target {
+                        let headers = ["headers", "diffusion_headers"]
+                            .iter()
+                            .find_map(|k| map.get(*k))
+                            .map(pairs)
+                            .unwrap_or_default();
+                        out.push((label.to_owned(), request_text(&target, &headers)));
+                    }
+                    for (k, child) in map {
+                        visit(&format!("{label}.{k}"), child, out);
+                    }
+                }
+                Value::Array(items) => items
+                    .iter()
+                    .enumerate()
+                    .for_each(|(i, c)| visit(&format!("{label}.{i}"), c, out)),
+                Value::String(s)
+                    if s.starts_with("ws://") || s.starts_with("wss://") || s.starts_with("/diffusion") =>
+                {
+                    out.push((label.to_owned(), strip_origin(s).to_owned()))
+                }
+                _ => {}
+            }
+        }
+        let mut out = Vec::new();
+        visit(label, v, &mut out);
+        singles.extend(out);
+    };
+    walk("req", requests);
+    walk("flow", flows);
+    for (label, text) in &singles {
+        if seeds.values().any(|b| b == text.as_bytes()) {
+            continue;
+        }
+        let stem = label.split('.').take(3).collect::<Vec<_>>().join("-");
+        let name = format!("{stem}-{:03}", seeds.len());
+        seeds.insert(name, text.clone().into_bytes());
+    }
+
+    // Connect, then reconnect to that session with the token the target's server hands out,
+    // in both carriers: the only way a seed reaches the 105/106/118 paths.
+    let connects = [
+        ("headers", "/diffusion\nv: 25\nca: 10\nusername: bob\nr: 60000\npassword: AQZzZWNyZXQ=\nty: PY\nsp: \"Foo\",\"bar\""),
+        ("query", "/diffusion?ty=WB&v=29&ca=10&r=5000&sp=%7B%22Foo%22%3A%22bar%22%7D&username=bob&password=AQZzZWNyZXQ%3D"),
+    ];
+    for (carrier, connect) in connects {
+        let token = first_token(connect);
+        for (suffix, cs, ss) in [("105", 1, 0), ("106", 1, 9), ("118", 7, 0)] {
+            let reconnect = match carrier {
+                "headers" => format!("{connect}\nc: {token}\ncs: {cs}\nss: {ss}"),
+                _ => format!(
+                    "{connect}&c={}&cs={cs}&ss={ss}",
+                    token.replace('+', "%2B").replace('/', "%2F")
+                ),
+            };
+            seeds.insert(
+                format!("reconnect-{carrier}-{suffix}"),
+                format!("{connect}\n\n{reconnect}").into_bytes(),
+            );
+        }
+        seeds.insert(
+            format!("reconnect-{carrier}-117"),
+            format!(
+                "{connect}\n\n{connect}{}",
+                if carrier == "headers" {
+                    "\nc: ABCDEFGHIJKLMNOPQRSTUVWX"
+                } else {
+                    "&c=ABCDEFGHIJKLMNOPQRSTUVWX"
+                }
+            )
+            .into_bytes(),
+        );
+    }
+    seeds.insert(
+        "auth-rejected".into(),
+        b"/diffusion\nv: 25\nusername: bob\npassword: AQNiYXI=".to_vec(),
+    );
+    seeds.insert(
+        "sp-escapes".into(),
+        br#"/diffusion?v=25&sp=%22k%22%2C%22a%5C%5C%22%2C%22z%22%2C%221%22"#.to_vec(),
+    );
+    seeds.insert(
+        "sp-json-unicode".into(),
+        br#"/diffusion?v=29&sp=%7B%22a%22%3A%22%5Cu00e9%5Cud83d%5Cude00%22%7D"#.to_vec(),
+    );
+    seeds
+}
+
+/// The token the `upgrade_params` target's server gives the first session.
+fn first_token(request: &str) -> String {
+    let (target, headers) = request.split_once('\n').unwrap_or((request, ""));
+    let headers: Vec<(&str, &[u8])> = headers
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim(), v.trim_start().as_bytes()))
+        .collect();
+    let mut server = Server::new(
+        ServerConfig::default(),
+        Box::new(UserTable::new().with_user("bob", "secret")),
+        Box::new(CounterEntropy::default()),
+    );
+    let mut upgrade = UpgradeRequest::from_uri(target);
+    for (n, v) in headers {
+        upgrade = upgrade.with_header(n, v);
+    }
+    server.accept(Instant::now(), ConnectionId(0), &upgrade);
+    let frame = std::iter::from_fn(|| server.poll_output())
+        .find_map(|o| match o {
+            ServerOutput::Transmit { frame, .. } => Some(frame),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no response to {request}"));
+    let version = if frame[1] == 29 {
+        diffusion_proto::ProtocolVersion::V29
+    } else {
+        diffusion_proto::ProtocolVersion::V25
+    };
+    match ConnectionResponse::parse(&frame, version) {
+        Ok(ConnectionResponse::Accepted(grant)) => grant.token.to_param(),
+        other => panic!("{request} was not accepted: {other:?}"),
+    }
+}
+
+// ---- client sessions ---------------------------------------------------------------------
+
+fn setup(flags: u8) -> SessionSetup {
+    SessionSetup {
+        flags,
+        strategy: 0,
+        strategy_arg: 0,
+        reconnect_timeout_ms: 5000,
+        connection_timeout_ms: 10_000,
+        initial_attempts: 0,
+        retry_delay_ms: 1000,
+        request_timeout_ms: 700,
+        max_inbound: 0,
+        recovery_capacity: 255,
+        close_timeout_ms: 1000,
+        identity: 1 + 4,
+        services: 0,
+    }
+}
+
+fn response(code: u8, ping: u8, last_field: u32) -> Op {
+    const CODES: [u8; 10] = [100, 105, 106, 116, 117, 118, 102, 119, 107, 111];
+    let (code, last_field) = match CODES.iter().position(|c| *c == code) {
+        Some(i) => (i as u8, last_field),
+        None => (11, u32::from(code)),
+    };
+    Op::Response(ResponseOp {
+        code,
+        version: 0,
+        token: 0,
+        ping,
+        last_field,
+        length: 2,
+        raw_token: *b"ABCDEFGHIJKLMNOPQRSTUVWX",
+    })
+}
+
+fn msg(kind: u8, select: u8, cid: i64, size: u16) -> Op {
+    Op::Message(MessageOp {
+        kind,
+        select,
+        cid,
+        size,
+    })
+}
+
+/// Seeds from the live transcripts (each server frame as it was sent, user pings and closes
+/// where the official client made them, transport losses, time between events), then a few
+/// written by hand for what the transcripts do not show.
+fn session_seeds(flows: &Value) -> Seeds {
+    let mut seeds = Seeds::new();
+    let scenarios = flows
+        .get("scenarios")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    for (name, scenario) in scenarios {
+        let Some(events) = scenario.get("server_view").and_then(Value::as_array) else {
+            continue;
+        };
+        let v29 = name.starts_with("js_");
+        let reconnect = !name.contains("no_strategy");
+        let mut flags = u8::from(reconnect);
+        if v29 {
+            flags |= 2;
+        }
+        let mut ops = Vec::new();
+        let mut last_t: Option<f64> = None;
+        let mut first_conn = true;
+        for event in events {
+            if let Some(t) = event.get("t").and_then(Value::as_f64) {
+                if let Some(prev) = last_t {
+                    let ms = ((t - prev) * 1000.0).round();
+                    if ms >= 1.0 {
+                        ops.push(Op::Advance(ms.min(65_535.0) as u16));
+                    }
+                }
+                last_t = Some(t);
+            }
+            let kind = event.get("event").and_then(Value::as_str).unwrap_or_default();
+            let bytes = event.get("hex").and_then(Value::as_str).and_then(hex);
+            match (kind, bytes) {
+                ("upgrade", _) => {
+                    if !first_conn {
+                        ops.push(Op::AdvanceToDeadline);
+                    }
+                    first_conn = false;
+                }
+                ("server sends", Some(b)) if b.first() == Some(&b'#') && b.len() >= 3 => {
+                    let last = b
+                        .get(51..55)
+                        .map_or(0, |l| u32::from_be_bytes([l[0], l[1], l[2], l[3]]));
+                    let ping = match b
+                        .get(43..51)
+                        .map(|p| p.iter().fold(0i64, |a, x| a << 8 | i64::from(*x)))
+                    {
+                        Some(1000) => 1,
+                        Some(90_000) => 2,
+                        _ => 1,
+                    };
+                    let mut op = response(b[2], ping, last);
+                    if let Op::Response(r) = &mut op {
+                        if b[1] != if v29 { 29 } else { 25 } {
+                            r.version = if b[1] == 25 || b[1] == 29 { 6 } else { 7 };
+                        }
+                    }
+                    ops.push(op);
+                }
+                ("server sends", Some(b)) => ops.push(Op::RawFrame(b)),
+                ("client sends", Some(b)) if b.starts_with(&[0x00, 0x38]) => ops.push(Op::Ping),
+                ("client sends", Some(b)) if b == [0x1d] => ops.push(Op::Close),
+                (k, _) if k.contains("drops TCP") || k.contains("websocket closed") => {
+                    ops.push(Op::TransportClosed)
+                }
+                _ => {}
+            }
+        }
+        seeds.insert(format!("flow-{name}"), encode_session_input(&setup(flags), &ops));
+    }
+
+    let mut hand = |name: &str, setup: SessionSetup, ops: Vec<Op>| {
+        let bytes = encode_session_input(&setup, &ops);
+        assert_eq!(
+            read_session_input(&bytes),
+            (setup, ops.clone()),
+            "{name} does not read back"
+        );
+        seeds.insert(format!("hand-{name}"), bytes);
+    };
+    let ok = || response(100, 1, 10_000_000);
+    hand(
+        "ping-answered",
+        setup(1),
+        vec![ok(), Op::Ping, msg(3, 0, 0, 0), Op::Close, msg(8, 0, 0, 0)],
+    );
+    hand(
+        "service-error",
+        setup(1),
+        vec![ok(), Op::Invoke { service: 1, size: 8 }, msg(4, 0, 0, 0)],
+    );
+    hand(
+        "request-timeout",
+        setup(1 | 8),
+        vec![ok(), Op::Ping, Op::Advance(701), Op::Ping, Op::AdvanceToDeadline],
+    );
+    hand(
+        "oversize-out",
+        setup(1),
+        vec![
+            response(100, 1, 64),
+            Op::Invoke {
+                service: 1,
+                size: 129,
+            },
+            Op::Ping,
+        ],
+    );
+    hand(
+        "oversize-in",
+        SessionSetup {
+            max_inbound: 1,
+            ..setup(1)
+        },
+        vec![ok(), msg(6, 0, 9, 200)],
+    );
+    hand(
+        "inbound-respond",
+        SessionSetup {
+            services: 1,
+            ..setup(1)
+        },
+        vec![
+            ok(),
+            msg(2, 0, 3, 4),
+            Op::Respond {
+                index: 0,
+                error: 0,
+                size: 2,
+            },
+            msg(2, 0, 4, 0),
+            Op::Respond {
+                index: 1,
+                error: 1,
+                size: 0,
+            },
+        ],
+    );
+    hand(
+        "system-ping-cid0",
+        setup(1),
+        vec![ok(), msg(0, 0, 0, 0), msg(1, 0, 0, 0), msg(2, 3, 3, 0)],
+    );
+    hand(
+        "reconnect-105-resend",
+        setup(1),
+        vec![
+            ok(),
+            Op::Ping,
+            Op::TransportClosed,
+            Op::Ping,
+            Op::AdvanceToDeadline,
+            response(105, 1, 1),
+            msg(3, 0, 0, 0),
+            msg(3, 0, 0, 0),
+        ],
+    );
+    hand(
+        "reconnect-105-lost",
+        SessionSetup {
+            recovery_capacity: 1,
+            ..setup(1)
+        },
+        vec![
+            ok(),
+            Op::Ping,
+            Op::Ping,
+            Op::TransportClosed,
+            Op::AdvanceToDeadline,
+            response(105, 1, 1),
+        ],
+    );
+    hand(
+        "reconnect-106",
+        setup(1),
+        vec![
+            ok(),
+            Op::Ping,
+            Op::TransportClosed,
+            Op::AdvanceToDeadline,
+            response(106, 1, 1000),
+        ],
+    );
+    hand(
+        "reconnect-117",
+        setup(1),
+        vec![
+            ok(),
+            Op::TransportClosed,
+            Op::AdvanceToDeadline,
+            response(117, 1, 0),
+        ],
+    );
+    hand(
+        "reconnect-timeout",
+        setup(1),
+        vec![
+            ok(),
+            Op::Ping,
+            Op::TransportClosed,
+            Op::AdvanceSeconds(6),
+            Op::AdvanceToDeadline,
+        ],
+    );
+    hand(
+        "no-reconnect",
+        setup(0),
+        vec![ok(), Op::Ping, Op::TransportClosed],
+    );
+    hand(
+        "strategy-aborts",
+        SessionSetup {
+            strategy: 3,
+            ..setup(1)
+        },
+        vec![ok(), Op::Ping, Op::TransportClosed],
+    );
+    hand(
+        "idle",
+        setup(1),
+        vec![
+            ok(),
+            Op::Advance(2001),
+            Op::AdvanceToDeadline,
+            response(105, 1, 1),
+        ],
+    );
+    hand(
+        "handshake-timeout",
+        SessionSetup {
+            initial_attempts: 1,
+            ..setup(1)
+        },
+        vec![Op::AdvanceToDeadline, Op::AdvanceToDeadline, ok()],
+    );
+    hand(
+        "version-mismatch",
+        setup(1),
+        vec![Op::Response(ResponseOp {
+            version: 7,
+            ..match ok() {
+                Op::Response(r) => r,
+                _ => unreachable!(),
+            }
+        })],
+    );
+    hand(
+        "close-timeout",
+        setup(1),
+        vec![ok(), Op::Ping, Op::Close, Op::Ping, Op::AdvanceToDeadline],
+    );
+    hand("compressed-topic", setup(1), vec![ok(), msg(6, 1, 1, 3)]);
+    hand(
+        "query-v29-reconnect",
+        setup(1 | 2 | 4 | 32),
+        vec![
+            ok(),
+            Op::TransportClosed,
+            Op::AdvanceToDeadline,
+            response(105, 1, 1),
+        ],
+    );
+    seeds
+}
