@@ -60,6 +60,9 @@ type Opening<W> = Pin<Box<dyn Future<Output = Result<W, String>> + Send>>;
 /// A WebSocket close takes at most this long before the connection is simply dropped.
 const CLOSE_HANDSHAKE: Duration = Duration::from_millis(500);
 
+/// Inputs handled, at most, while written frames wait for one flush.
+const MAX_BATCH: u32 = 64;
+
 pub(crate) struct Driver<R: Runtime> {
     core: ClientSession,
     tls: Tls,
@@ -69,8 +72,8 @@ pub(crate) struct Driver<R: Runtime> {
     timer: Option<(Instant, Pin<Box<R::Sleep>>)>,
     commands: mpsc::UnboundedReceiver<Command>,
     handles_alive: bool,
-    answers_tx: mpsc::UnboundedSender<Answer>,
-    answers: mpsc::UnboundedReceiver<Answer>,
+    /// Handlers' answers; opened by the first inbound request, as most sessions get none.
+    answers: Option<(mpsc::UnboundedSender<Answer>, mpsc::UnboundedReceiver<Answer>)>,
     waiting: HashMap<RequestId, oneshot::Sender<Result<Reply, Error>>>,
     handlers: HashMap<ServiceId, Handler>,
     snapshot: watch::Sender<Snapshot>,
@@ -78,6 +81,8 @@ pub(crate) struct Driver<R: Runtime> {
     close_waiters: Vec<oneshot::Sender<()>>,
     /// Which source is polled first, rotated so that a flood on one starves no other.
     turn: usize,
+    /// Frames were fed to the WebSocket since its last flush.
+    unflushed: bool,
 }
 
 impl<R: Runtime> Driver<R> {
@@ -89,7 +94,6 @@ impl<R: Runtime> Driver<R> {
         changes: Changes,
     ) -> Self {
         let ws_config = runtime::websocket_config(core.config().max_inbound_message_size);
-        let (answers_tx, answers) = mpsc::unbounded_channel();
         Driver {
             core,
             tls,
@@ -99,25 +103,49 @@ impl<R: Runtime> Driver<R> {
             timer: None,
             commands,
             handles_alive: true,
-            answers_tx,
-            answers,
+            answers: None,
             waiting: HashMap::new(),
             handlers: HashMap::new(),
             snapshot,
             changes,
             close_waiters: Vec::new(),
             turn: 0,
+            unflushed: false,
         }
     }
 
-    pub(crate) async fn run(mut self) {
+    pub(crate) async fn run(mut self: Box<Self>) {
+        let mut batched = 0;
         loop {
             self.carry_out_outputs().await;
-            if self.core.state().is_closed() {
-                break;
-            }
-            self.arm_timer();
-            match self.wake().await {
+            let closed = self.core.state().is_closed();
+            // Written frames wait in the WebSocket's buffer while more input is ready at
+            // once, so that a burst of requests (pipelined pings) leaves in one write rather
+            // than one each; bounded, so that a flood of input cannot hold a frame back.
+            let ready = if self.unflushed && !closed && batched < MAX_BATCH {
+                self.ready_now()
+            } else {
+                None
+            };
+            let wake = match ready {
+                Some(wake) => {
+                    batched += 1;
+                    wake
+                }
+                None => {
+                    batched = 0;
+                    if !self.flush().await {
+                        // The core has more to say about the lost connection.
+                        continue;
+                    }
+                    if closed {
+                        break;
+                    }
+                    self.arm_timer();
+                    self.wake().await
+                }
+            };
+            match wake {
                 Wake::Frame(frame) => self.on_frame(frame),
                 Wake::Opened(Ok(ws)) => {
                     self.opening = None;
@@ -140,6 +168,24 @@ impl<R: Runtime> Driver<R> {
         }
     }
 
+    /// Sends the frames fed since the last flush; false when that failed, which the core
+    /// has been told.
+    async fn flush(&mut self) -> bool {
+        if !std::mem::take(&mut self.unflushed) {
+            return true;
+        }
+        match &mut self.ws {
+            Some(ws) => match ws.flush().await {
+                Ok(()) => true,
+                Err(e) => {
+                    self.write_failed(&e);
+                    false
+                }
+            },
+            None => true,
+        }
+    }
+
     /// Keeps one timer for the core's next deadline, replaced only when it moves.
     fn arm_timer(&mut self) {
         match self.core.poll_timeout() {
@@ -152,36 +198,46 @@ impl<R: Runtime> Driver<R> {
     /// Waits for the next thing to handle: a frame, the transport opening, a command, a
     /// handler's answer or the timer.
     async fn wake(&mut self) -> Wake<R::WebSocket> {
+        std::future::poll_fn(|cx| self.poll_wake(cx, true)).await
+    }
+
+    /// The next thing to handle if one is ready now, the timer aside: polling it with
+    /// another waker would re-register it, which on async-io wakes the reactor's thread.
+    fn ready_now(&mut self) -> Option<Wake<R::WebSocket>> {
+        std::future::poll_fn(|cx| self.poll_wake(cx, false)).now_or_never()
+    }
+
+    fn poll_wake(&mut self, cx: &mut std::task::Context<'_>, timer: bool) -> Poll<Wake<R::WebSocket>> {
         self.turn = self.turn.wrapping_add(1);
         let first = self.turn % 4;
-        std::future::poll_fn(|cx| {
-            for i in 0..4 {
-                let ready = match (first + i) % 4 {
-                    0 => match &mut self.ws {
-                        Some(ws) => ws.poll_next_unpin(cx).map(Wake::Frame),
-                        None => Poll::Pending,
-                    },
-                    1 => match &mut self.opening {
-                        Some(opening) => opening.poll_unpin(cx).map(Wake::Opened),
-                        None => Poll::Pending,
-                    },
-                    2 if self.handles_alive => self.commands.poll_recv(cx).map(Wake::Command),
-                    2 => Poll::Pending,
-                    _ => match self.answers.poll_recv(cx) {
+        for i in 0..4 {
+            let ready = match (first + i) % 4 {
+                0 => match &mut self.ws {
+                    Some(ws) => ws.poll_next_unpin(cx).map(Wake::Frame),
+                    None => Poll::Pending,
+                },
+                1 => match &mut self.opening {
+                    Some(opening) => opening.poll_unpin(cx).map(Wake::Opened),
+                    None => Poll::Pending,
+                },
+                2 if self.handles_alive => self.commands.poll_recv(cx).map(Wake::Command),
+                2 => Poll::Pending,
+                _ => match &mut self.answers {
+                    Some((_, answers)) => match answers.poll_recv(cx) {
                         Poll::Ready(Some(answer)) => Poll::Ready(Wake::Answer(answer)),
                         _ => Poll::Pending,
                     },
-                };
-                if ready.is_ready() {
-                    return ready;
-                }
+                    None => Poll::Pending,
+                },
+            };
+            if ready.is_ready() {
+                return ready;
             }
-            match &mut self.timer {
-                Some((_, sleep)) => sleep.as_mut().poll(cx).map(|()| Wake::Timeout),
-                None => Poll::Pending,
-            }
-        })
-        .await
+        }
+        match &mut self.timer {
+            Some((_, sleep)) if timer => sleep.as_mut().poll(cx).map(|()| Wake::Timeout),
+            _ => Poll::Pending,
+        }
     }
 
     fn on_frame(&mut self, frame: Option<Result<WsMessage, tungstenite::Error>>) {
@@ -253,59 +309,47 @@ impl<R: Runtime> Driver<R> {
         };
     }
 
-    /// Carries out every output; frames are fed to the WebSocket and flushed once at the end.
+    /// Carries out every output; frames are fed to the WebSocket, to be flushed by `run`.
     async fn carry_out_outputs(&mut self) {
-        loop {
-            let mut wrote = false;
-            while let Some(output) = self.core.poll_output() {
-                match output {
-                    Output::Connect(request) => {
-                        self.ws = None;
-                        self.opening = Some(Box::pin(R::open(request, self.tls.clone(), self.ws_config)));
-                    }
-                    Output::Transmit(frame) => {
-                        if let Some(ws) = &mut self.ws {
-                            match ws.feed(WsMessage::Binary(frame)).await {
-                                Ok(()) => wrote = true,
-                                Err(e) => self.write_failed(&e),
-                            }
+        while let Some(output) = self.core.poll_output() {
+            match output {
+                Output::Connect(request) => {
+                    self.ws = None;
+                    self.unflushed = false;
+                    self.opening = Some(Box::pin(R::open(request, self.tls.clone(), self.ws_config)));
+                }
+                Output::Transmit(frame) => {
+                    if let Some(ws) = &mut self.ws {
+                        match ws.feed(WsMessage::Binary(frame)).await {
+                            Ok(()) => self.unflushed = true,
+                            Err(e) => self.write_failed(&e),
                         }
                     }
-                    Output::CloseTransport => {
-                        self.opening = None;
-                        wrote = false;
-                        if let Some(mut ws) = self.ws.take() {
-                            let frame = CloseFrame {
-                                code: CloseCode::Normal,
-                                reason: "".into(),
-                            };
-                            let close = Box::pin(async move {
-                                let _ = ws.send(WsMessage::Close(Some(frame))).await;
-                                let _ = ws.close().await;
-                            });
-                            let deadline = Box::pin(R::sleep_until(Instant::now() + CLOSE_HANDSHAKE));
-                            let _ = futures_util::future::select(close, deadline).await;
-                        }
-                    }
-                    Output::Event(event) => self.deliver(event),
                 }
-            }
-            match &mut self.ws {
-                Some(ws) if wrote => {
-                    if let Err(e) = ws.flush().await {
-                        // The core may have more to say about the lost connection.
-                        self.write_failed(&e);
-                        continue;
+                Output::CloseTransport => {
+                    self.opening = None;
+                    self.unflushed = false;
+                    if let Some(mut ws) = self.ws.take() {
+                        let frame = CloseFrame {
+                            code: CloseCode::Normal,
+                            reason: "".into(),
+                        };
+                        let close = Box::pin(async move {
+                            let _ = ws.send(WsMessage::Close(Some(frame))).await;
+                            let _ = ws.close().await;
+                        });
+                        let deadline = Box::pin(R::sleep_until(Instant::now() + CLOSE_HANDSHAKE));
+                        let _ = futures_util::future::select(close, deadline).await;
                     }
                 }
-                _ => {}
+                Output::Event(event) => self.deliver(event),
             }
-            return;
         }
     }
 
     fn write_failed(&mut self, e: &tungstenite::Error) {
         self.ws = None;
+        self.unflushed = false;
         self.core
             .handle_transport_closed(Instant::now(), &format!("write failed: {e}"));
     }
@@ -327,7 +371,9 @@ impl<R: Runtime> Driver<R> {
                         s.close_reason = change.reason.clone();
                     }
                 });
-                let _ = changes.send(change);
+                if let Some(changes) = changes.as_ref() {
+                    let _ = changes.send(change);
+                }
             }
             // Already published with the state change that precedes it.
             Event::Connected { .. } => {}
@@ -339,7 +385,7 @@ impl<R: Runtime> Driver<R> {
             Event::InboundRequest { id, service, payload } => match self.handlers.get(&service) {
                 Some(handler) => {
                     let answer = handler(payload);
-                    let answers = self.answers_tx.clone();
+                    let answers = self.answers.get_or_insert_with(mpsc::unbounded_channel).0.clone();
                     R::spawn(async move {
                         let result = answer.await;
                         let _ = answers.send(Answer { id, result });

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use diffusion_proto::response::{PROTOCOL_BYTE, REJECTION_LEN, SUCCESS_LEN};
-use diffusion_proto::server::{ConnectionId, Server, ServerEvent, ServerOutput, SessionInfo, UpgradeRequest};
+use diffusion_proto::server::{ConnectionId, Server, ServerEvent, ServerOutput, UpgradeRequest};
 use diffusion_proto::{Message, ResponseCode, ServiceId};
 use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
@@ -40,9 +40,10 @@ pub(crate) struct Shared {
     /// Bumped after every log entry, for [`crate::TestServer::wait_for`].
     pub(crate) changed: watch::Sender<u64>,
     pub(crate) stats: Mutex<Stats>,
-    /// The protocol server's sessions, published before any output is carried out, so
-    /// that what a client has seen is already visible here.
-    pub(crate) sessions: Mutex<Vec<SessionInfo>>,
+    /// The protocol server, locked by the hub for each step and by the handle to read its
+    /// sessions, so that what a client has seen is already visible there. (A copy of every
+    /// session published after each input cost O(sessions) per message.)
+    pub(crate) server: Mutex<Server>,
     pub(crate) log_json: bool,
 }
 
@@ -52,13 +53,13 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
-    pub(crate) fn new(log_json: bool) -> Self {
+    pub(crate) fn new(server: Server, log_json: bool) -> Self {
         Shared {
+            server: Mutex::new(server),
             started: Instant::now(),
             log: Mutex::new(Vec::new()),
             changed: watch::Sender::new(0),
             stats: Mutex::new(Stats::default()),
-            sessions: Mutex::new(Vec::new()),
             log_json,
         }
     }
@@ -119,7 +120,6 @@ struct Conn {
 
 /// The hub task's state.
 pub(crate) struct Hub {
-    server: Server,
     shared: Arc<Shared>,
     conns: HashMap<u64, Conn>,
     fault: Fault,
@@ -129,20 +129,19 @@ pub(crate) struct Hub {
 }
 
 impl Hub {
-    pub(crate) fn new(
-        server: Server,
-        shared: Arc<Shared>,
-        fault: Fault,
-        reconnect_answer: Option<ResponseCode>,
-    ) -> Self {
+    pub(crate) fn new(shared: Arc<Shared>, fault: Fault, reconnect_answer: Option<ResponseCode>) -> Self {
         Hub {
-            server,
             shared,
             conns: HashMap::new(),
             fault,
             drops: 0,
             reconnect_answer,
         }
+    }
+
+    /// The protocol server, for one step.
+    fn server(&self) -> MutexGuard<'_, Server> {
+        lock(&self.shared.server)
     }
 
     /// Runs until the handle goes away.
@@ -152,7 +151,7 @@ impl Hub {
         mut control: mpsc::UnboundedReceiver<Control>,
     ) {
         loop {
-            let deadline = self.server.poll_timeout();
+            let deadline = self.server().poll_timeout();
             let timer = async {
                 match deadline {
                     Some(at) => tokio::time::sleep_until(at.into()).await,
@@ -172,7 +171,7 @@ impl Hub {
                     None => return,
                 },
                 () = timer => {
-                    self.server.handle_timeout(Instant::now());
+                    self.server().handle_timeout(Instant::now());
                     self.pump(Instant::now());
                 }
             }
@@ -183,21 +182,21 @@ impl Hub {
         let now = Instant::now();
         match c {
             Control::ForgetSessions => {
-                let ids: Vec<_> = self.server.sessions().map(|s| s.id).collect();
+                let ids: Vec<_> = self.server().sessions().map(|s| s.id).collect();
                 for id in ids {
-                    self.server.forget_session(id);
+                    self.server().forget_session(id);
                 }
             }
             Control::AbortSessions => {
-                let conns: Vec<_> = self.server.sessions().filter_map(|s| s.connection).collect();
+                let conns: Vec<_> = self.server().sessions().filter_map(|s| s.connection).collect();
                 for conn in conns {
-                    self.server.abort(conn);
+                    self.server().abort(conn);
                 }
             }
             Control::DropConnections => {
-                let conns: Vec<_> = self.server.sessions().filter_map(|s| s.connection).collect();
+                let conns: Vec<_> = self.server().sessions().filter_map(|s| s.connection).collect();
                 for conn in conns {
-                    self.server.drop_connection(now, conn);
+                    self.server().drop_connection(now, conn);
                 }
             }
             Control::SetFault(fault) => {
@@ -216,9 +215,9 @@ impl Hub {
             }
             Control::SetReconnectAnswer(code) => self.reconnect_answer = code,
             Control::SendRequest(service, payload) => {
-                let conns: Vec<_> = self.server.sessions().filter_map(|s| s.connection).collect();
+                let conns: Vec<_> = self.server().sessions().filter_map(|s| s.connection).collect();
                 for conn in conns {
-                    self.server.send_request(now, conn, service, payload.clone());
+                    self.server().send_request(now, conn, service, payload.clone());
                 }
             }
         }
@@ -245,7 +244,7 @@ impl Hub {
                             reason,
                         },
                     );
-                    self.server.handle_closed(now, ConnectionId(conn));
+                    self.server().handle_closed(now, ConnectionId(conn));
                     self.pump(now);
                 }
             }
@@ -301,7 +300,7 @@ impl Hub {
             query,
             headers: headers.iter().map(|(n, v)| (n.as_str(), v.as_slice())).collect(),
         };
-        self.server.accept(now, ConnectionId(conn), &request);
+        self.server().accept(now, ConnectionId(conn), &request);
         self.pump(now);
         self.apply_message_faults(now, conn);
     }
@@ -329,7 +328,7 @@ impl Hub {
             .record(Some(conn), LogKind::message(Direction::In, &frame, text));
         // Decided before the message is handled, so that its answer is what gets lost.
         let drop = self.drop_due(conn);
-        self.server.handle_frame(now, ConnectionId(conn), frame);
+        self.server().handle_frame(now, ConnectionId(conn), frame);
         match drop {
             Some(how) => self.drop_connection(now, conn, how),
             None => {
@@ -380,15 +379,17 @@ impl Hub {
         // Forgotten first, so that the outputs queued for it are discarded.
         self.close(conn, how, "dropped by a fault");
         // Through the protocol server, so that it keeps the session for a reconnection.
-        self.server.drop_connection(now, ConnectionId(conn));
+        self.server().drop_connection(now, ConnectionId(conn));
         self.pump(now);
     }
 
     /// Carries out everything the protocol server has queued, in order.
     fn pump(&mut self, now: Instant) {
         loop {
-            let outputs: Vec<ServerOutput> = std::iter::from_fn(|| self.server.poll_output()).collect();
-            *lock(&self.shared.sessions) = self.server.sessions().cloned().collect();
+            let outputs: Vec<ServerOutput> = {
+                let mut server = self.server();
+                std::iter::from_fn(|| server.poll_output()).collect()
+            };
             if outputs.is_empty() {
                 return;
             }
@@ -434,7 +435,7 @@ impl Hub {
                         self.send(conn, message);
                         self.close(conn, DropKind::Fin, "closed after a malformed response");
                         // The session stays for the client's `r`, as after any lost connection.
-                        self.server.handle_closed(now, ConnectionId(conn));
+                        self.server().handle_closed(now, ConnectionId(conn));
                     }
                     _ => {
                         self.count_response(&frame);
@@ -546,7 +547,7 @@ impl Hub {
                     },
                 );
                 self.close(conn, DropKind::Rst, "closed: the client does not read");
-                self.server.handle_closed(Instant::now(), ConnectionId(conn));
+                self.server().handle_closed(Instant::now(), ConnectionId(conn));
             }
         }
     }

@@ -125,7 +125,7 @@ impl TestServer {
         };
         let server = Server::new(config, Box::new(users), Box::new(hub::entropy()));
 
-        let shared = Arc::new(Shared::new(options.log_json));
+        let shared = Arc::new(Shared::new(server, options.log_json));
         shared.record(
             None,
             LogKind::Listening {
@@ -136,7 +136,7 @@ impl TestServer {
         let (inputs_tx, inputs) = mpsc::channel(1024);
         let (control, control_rx) = mpsc::unbounded_channel();
         let hub = tokio::spawn(
-            Hub::new(server, shared.clone(), options.fault, options.reconnect_answer).run(inputs, control_rx),
+            Hub::new(shared.clone(), options.fault, options.reconnect_answer).run(inputs, control_rx),
         );
         let acceptor = tokio::spawn(accept_loop(listener, setup, inputs_tx, shared.clone()));
         Ok(TestServer {
@@ -216,12 +216,12 @@ impl TestServer {
     /// The sessions the protocol server knows, attached or detached, in id order. Up to
     /// date with everything sent: once a client has seen an answer, its effects are here.
     pub fn sessions(&self) -> Vec<SessionInfo> {
-        lock(&self.shared.sessions).clone()
+        lock(&self.shared.server).sessions().cloned().collect()
     }
 
     /// One session, attached or detached (principal, properties, version, counters, …).
     pub fn session(&self, id: SessionId) -> Option<SessionInfo> {
-        lock(&self.shared.sessions).iter().find(|s| s.id == id).cloned()
+        lock(&self.shared.server).session(id).cloned()
     }
 
     /// Replaces the fault. Message counts for `DropAfter` and `Stall` start again from
