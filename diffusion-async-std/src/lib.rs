@@ -27,9 +27,7 @@ mod transport;
 use std::future::Future;
 use std::time::Instant;
 
-use async_tungstenite::tungstenite::protocol::WebSocketConfig;
-use diffusion_client::Tls;
-use diffusion_proto::ConnectRequest;
+use async_tungstenite::tungstenite::{self, handshake::client::Request, protocol::WebSocketConfig};
 
 pub use diffusion_client::{
     Backoff, CloseReason, ClosedBy, Credentials, Error, ErrorReason, FixedDelay, Handler, PingDetails,
@@ -57,12 +55,27 @@ macro_rules! futures_io_runtime {
                 SleepUntil(async_io::Timer::at(deadline))
             }
 
-            fn open(
-                request: ConnectRequest,
-                tls: Tls,
+            type Stream = transport::Stream;
+
+            fn connect_tcp(address: String) -> impl Future<Output = std::io::Result<transport::Stream>> + Send {
+                transport::connect_tcp(address)
+            }
+
+            #[cfg(feature = "rustls")]
+            fn connect_tls(
+                stream: transport::Stream,
+                name: rustls::pki_types::ServerName<'static>,
+                config: std::sync::Arc<rustls::ClientConfig>,
+            ) -> impl Future<Output = std::io::Result<transport::Stream>> + Send {
+                transport::connect_tls(stream, name, config)
+            }
+
+            fn upgrade(
+                request: Request,
+                stream: transport::Stream,
                 config: WebSocketConfig,
-            ) -> impl Future<Output = Result<Self::WebSocket, String>> + Send + 'static {
-                transport::open(request, tls, config)
+            ) -> impl Future<Output = Result<Self::WebSocket, tungstenite::Error>> + Send {
+                transport::upgrade(request, stream, config)
             }
         }
     };

@@ -1,55 +1,45 @@
-//! Opening a WebSocket on futures-io (async-net, so async-std and smol alike): TCP
-//! without Nagle, TLS for `wss://` through futures-rustls, then the upgrade.
+//! The futures-io side of opening a WebSocket (async-net, so async-std and smol alike): a
+//! TCP connection, TLS through futures-rustls, the upgrade through async-tungstenite.
 
 use async_net::TcpStream;
+use async_tungstenite::tungstenite::handshake::client::Request;
 use async_tungstenite::tungstenite::protocol::WebSocketConfig;
 use async_tungstenite::WebSocketStream;
-use diffusion_client::Tls;
-use diffusion_proto::ConnectRequest;
 use futures_util::io::{AsyncRead, AsyncWrite};
 
 /// Any byte stream a WebSocket can run over (plain TCP or TLS).
 pub trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
 
-/// The WebSocket the driver owns.
-pub type Ws = WebSocketStream<Box<dyn Io>>;
+/// A connected byte stream.
+pub type Stream = Box<dyn Io>;
 
-pub(crate) async fn open(request: ConnectRequest, tls: Tls, config: WebSocketConfig) -> Result<Ws, String> {
-    let url = &request.url;
-    let address = url.socket_address();
-    let tcp = TcpStream::connect(address.as_str())
-        .await
-        .map_err(|e| format!("TCP connect to {address}: {e}"))?;
-    // Pings are tiny: send each at once rather than wait for more to coalesce.
-    tcp.set_nodelay(true).map_err(|e| format!("TCP_NODELAY: {e}"))?;
-    let stream: Box<dyn Io> = if url.secure {
-        wrap_tls(tcp, url.host(), tls).await?
-    } else {
-        Box::new(tcp)
-    };
-    let http = diffusion_client::upgrade_request(&request)?;
-    let (ws, _response) = async_tungstenite::client_async_with_config(http, stream, Some(config))
-        .await
-        .map_err(|e| format!("WebSocket upgrade: {e}"))?;
-    Ok(ws)
+/// The WebSocket the driver owns.
+pub type Ws = WebSocketStream<Stream>;
+
+pub(crate) async fn connect_tcp(address: String) -> std::io::Result<Stream> {
+    let tcp = TcpStream::connect(address.as_str()).await?;
+    tcp.set_nodelay(true)?;
+    Ok(Box::new(tcp))
 }
 
 #[cfg(feature = "rustls")]
-async fn wrap_tls(tcp: TcpStream, host: &str, tls: Tls) -> Result<Box<dyn Io>, String> {
-    let Tls::Rustls(config) = tls else {
-        return Err("wss:// needs TLS, which is not configured".into());
-    };
-    let name = rustls::pki_types::ServerName::try_from(host.to_owned())
-        .map_err(|e| format!("TLS server name {host:?}: {e}"))?;
-    let stream = futures_rustls::TlsConnector::from(config)
-        .connect(name, tcp)
-        .await
-        .map_err(|e| format!("TLS handshake with {host}: {e}"))?;
-    Ok(Box::new(stream))
+pub(crate) async fn connect_tls(
+    stream: Stream,
+    name: rustls::pki_types::ServerName<'static>,
+    config: std::sync::Arc<rustls::ClientConfig>,
+) -> std::io::Result<Stream> {
+    let tls = futures_rustls::TlsConnector::from(config)
+        .connect(name, stream)
+        .await?;
+    Ok(Box::new(tls))
 }
 
-#[cfg(not(feature = "rustls"))]
-async fn wrap_tls(_tcp: TcpStream, _host: &str, _tls: Tls) -> Result<Box<dyn Io>, String> {
-    Err("wss:// needs the `rustls` feature of diffusion-async-std".into())
+pub(crate) async fn upgrade(
+    request: Request,
+    stream: Stream,
+    config: WebSocketConfig,
+) -> Result<Ws, async_tungstenite::tungstenite::Error> {
+    let (ws, _response) = async_tungstenite::client_async_with_config(request, stream, Some(config)).await?;
+    Ok(ws)
 }

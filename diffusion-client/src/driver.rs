@@ -316,7 +316,11 @@ impl<R: Runtime> Driver<R> {
                 Output::Connect(request) => {
                     self.ws = None;
                     self.unflushed = false;
-                    self.opening = Some(Box::pin(R::open(request, self.tls.clone(), self.ws_config)));
+                    self.opening = Some(Box::pin(runtime::open::<R>(
+                        request,
+                        self.tls.clone(),
+                        self.ws_config,
+                    )));
                 }
                 Output::Transmit(frame) => {
                     if let Some(ws) = &mut self.ws {

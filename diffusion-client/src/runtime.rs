@@ -31,14 +31,75 @@ pub trait Runtime: Send + Sync + 'static {
     /// Completes at `deadline`.
     fn sleep_until(deadline: Instant) -> Self::Sleep;
 
-    /// Opens the WebSocket a connection request asks for: TCP without Nagle, TLS for
-    /// `wss://`, then the upgrade of [`upgrade_request`] with `config`. The error is a
-    /// description for the session's close reason.
-    fn open(
-        request: ConnectRequest,
-        tls: Tls,
+    /// A connected byte stream: TCP, or TLS over it.
+    type Stream: Send + 'static;
+
+    /// Opens a TCP connection to `address` (`host:port`) with Nagle's algorithm off:
+    /// pings are tiny, and each should leave at once.
+    fn connect_tcp(address: String) -> impl Future<Output = std::io::Result<Self::Stream>> + Send;
+
+    /// Runs a TLS handshake over `stream` for the server `name`. The default refuses:
+    /// an adapter built without TLS support keeps it.
+    #[cfg(feature = "rustls")]
+    fn connect_tls(
+        stream: Self::Stream,
+        name: rustls::pki_types::ServerName<'static>,
+        config: Arc<rustls::ClientConfig>,
+    ) -> impl Future<Output = std::io::Result<Self::Stream>> + Send {
+        let _ = (stream, name, config);
+        std::future::ready(Err(std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            "this runtime adapter was built without its `rustls` feature",
+        )))
+    }
+
+    /// The WebSocket upgrade over `stream`.
+    fn upgrade(
+        request: Request,
+        stream: Self::Stream,
         config: WebSocketConfig,
-    ) -> impl Future<Output = Result<Self::WebSocket, String>> + Send + 'static;
+    ) -> impl Future<Output = Result<Self::WebSocket, tungstenite::Error>> + Send;
+}
+
+/// Opens the WebSocket a connection request asks for: TCP, TLS for `wss://`, then the
+/// upgrade of [`upgrade_request`] with `config`. The error is a description for the
+/// session's close reason.
+pub(crate) async fn open<R: Runtime>(
+    request: ConnectRequest,
+    tls: Tls,
+    config: WebSocketConfig,
+) -> Result<R::WebSocket, String> {
+    let url = &request.url;
+    let address = url.socket_address();
+    let tcp = R::connect_tcp(address.clone())
+        .await
+        .map_err(|e| format!("TCP connect to {address}: {e}"))?;
+    let stream = if url.secure {
+        secure::<R>(tcp, url.host(), tls).await?
+    } else {
+        tcp
+    };
+    let http = upgrade_request(&request)?;
+    R::upgrade(http, stream, config)
+        .await
+        .map_err(|e| format!("WebSocket upgrade: {e}"))
+}
+
+#[cfg(feature = "rustls")]
+async fn secure<R: Runtime>(tcp: R::Stream, host: &str, tls: Tls) -> Result<R::Stream, String> {
+    let Tls::Rustls(config) = tls else {
+        return Err("wss:// needs TLS, which is not configured".into());
+    };
+    let name = rustls::pki_types::ServerName::try_from(host.to_owned())
+        .map_err(|e| format!("TLS server name {host:?}: {e}"))?;
+    R::connect_tls(tcp, name, config)
+        .await
+        .map_err(|e| format!("TLS handshake with {host}: {e}"))
+}
+
+#[cfg(not(feature = "rustls"))]
+async fn secure<R: Runtime>(_tcp: R::Stream, _host: &str, _tls: Tls) -> Result<R::Stream, String> {
+    Err("wss:// needs the `rustls` feature".into())
 }
 
 /// How `wss://` connections are made.

@@ -25,6 +25,8 @@ mod transport;
 use std::future::Future;
 use std::time::Instant;
 
+use tokio_tungstenite::tungstenite::{self, handshake::client::Request, protocol::WebSocketConfig};
+
 pub use diffusion_client::{
     Backoff, CloseReason, ClosedBy, Credentials, Error, ErrorReason, FixedDelay, Handler, PingDetails,
     ProtocolVersion, ReconnectAction, ReconnectConfig, ReconnectStrategy, Reply, RequestError, ResponseCode,
@@ -47,12 +49,27 @@ impl diffusion_client::Runtime for Tokio {
         tokio::time::sleep_until(tokio::time::Instant::from_std(deadline))
     }
 
-    fn open(
-        request: diffusion_proto::ConnectRequest,
-        tls: diffusion_client::Tls,
-        config: tokio_tungstenite::tungstenite::protocol::WebSocketConfig,
-    ) -> impl Future<Output = Result<Self::WebSocket, String>> + Send + 'static {
-        transport::open(request, tls, config)
+    type Stream = transport::Stream;
+
+    fn connect_tcp(address: String) -> impl Future<Output = std::io::Result<transport::Stream>> + Send {
+        transport::connect_tcp(address)
+    }
+
+    #[cfg(feature = "rustls")]
+    fn connect_tls(
+        stream: transport::Stream,
+        name: rustls::pki_types::ServerName<'static>,
+        config: std::sync::Arc<rustls::ClientConfig>,
+    ) -> impl Future<Output = std::io::Result<transport::Stream>> + Send {
+        transport::connect_tls(stream, name, config)
+    }
+
+    fn upgrade(
+        request: Request,
+        stream: transport::Stream,
+        config: WebSocketConfig,
+    ) -> impl Future<Output = Result<Self::WebSocket, tungstenite::Error>> + Send {
+        transport::upgrade(request, stream, config)
     }
 }
 
