@@ -364,7 +364,7 @@ impl<R: Runtime> Driver<R> {
                 // One update with everything the core knows, so that whoever wakes on the
                 // new state also sees the session id and limits that came with it.
                 let core = &self.core;
-                let changes = self.changes.lock().unwrap_or_else(|e| e.into_inner());
+                let mut changes = self.changes.lock().unwrap_or_else(|e| e.into_inner());
                 self.snapshot.send_modify(|s| {
                     s.state = change.new;
                     s.session_id = core.session_id();
@@ -375,8 +375,13 @@ impl<R: Runtime> Driver<R> {
                         s.close_reason = change.reason.clone();
                     }
                 });
-                if let Some(changes) = changes.as_ref() {
-                    let _ = changes.send(change);
+                let closed = change.new.is_closed();
+                if let Some(sender) = changes.as_ref() {
+                    let _ = sender.send(change);
+                }
+                if closed {
+                    // The last change: subscribers' streams end once they have read it.
+                    *changes = None;
                 }
             }
             // Already published with the state change that precedes it.

@@ -383,23 +383,29 @@ impl<R: Runtime> Session<R> {
         Services { session: self }
     }
 
-    /// Every state change from now on, as a stream that ends when the session is closed
-    /// and every handle dropped. A slow reader that falls more than 64 changes behind
-    /// skips the oldest.
+    /// Every state change from now on, as a stream that ends with the change to a closed
+    /// state (at once, for a session already closed). A slow reader that falls more than
+    /// 64 changes behind skips the oldest.
     pub fn state_changes(&self) -> impl Stream<Item = StateChange> + Send + 'static {
         // Under the lock the driver publishes with: a change is either in this receiver or
         // already visible through `state()`, never lost in between.
-        let receiver = self
-            .shared
-            .changes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get_or_insert_with(|| broadcast::channel(CHANGES_CAPACITY).0)
-            .subscribe();
-        futures_util::stream::unfold(receiver, |mut receiver| async move {
+        let receiver = {
+            let mut changes = self.shared.changes.lock().unwrap_or_else(|e| e.into_inner());
+            if self.state().is_closed() {
+                None
+            } else {
+                Some(
+                    changes
+                        .get_or_insert_with(|| broadcast::channel(CHANGES_CAPACITY).0)
+                        .subscribe(),
+                )
+            }
+        };
+        futures_util::stream::unfold(receiver, |receiver| async move {
+            let mut receiver = receiver?;
             loop {
                 match receiver.recv().await {
-                    Ok(change) => return Some((change, receiver)),
+                    Ok(change) => return Some((change, Some(receiver))),
                     Err(broadcast::error::RecvError::Lagged(_)) => continue,
                     Err(broadcast::error::RecvError::Closed) => return None,
                 }

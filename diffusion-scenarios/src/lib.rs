@@ -242,8 +242,18 @@ pub async fn forgotten_session_ends_closed_failed<R: Runtime>() {
 pub async fn close_is_closed_by_client_and_the_server_saw_close_request<R: Runtime>() {
     let server = ServerThread::start(Options::default());
     let session = Session::<R>::builder(&server.url()).connect().await.unwrap();
+    let mut changes = Box::pin(session.state_changes());
     session.close().await;
     assert_eq!(session.state(), SessionState::ClosedByClient);
+    // The stream gives the last change, then ends; a closed session's stream is empty.
+    let last = within::<R, _>(WAIT, changes.next()).await.flatten().unwrap();
+    assert_eq!(
+        (last.old, last.new),
+        (SessionState::ConnectedActive, SessionState::ClosedByClient)
+    );
+    assert!(within::<R, _>(WAIT, changes.next()).await.unwrap().is_none());
+    let mut after_close = Box::pin(session.state_changes());
+    assert!(within::<R, _>(WAIT, after_close.next()).await.unwrap().is_none());
     session.close().await;
     assert!(eventually::<R>(|| server.stats().close_requests == 1).await);
     assert!(matches!(session.ping_server().await, Err(Error::Closed(_))));
