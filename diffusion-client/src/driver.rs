@@ -152,6 +152,7 @@ impl<R: Runtime> Driver<R> {
                     self.ws = Some(ws);
                 }
                 Wake::Opened(Err(cause)) => {
+                    tracing::debug!(%cause, "connection attempt failed");
                     self.opening = None;
                     self.core.handle_transport_closed(Instant::now(), &cause);
                 }
@@ -259,6 +260,7 @@ impl<R: Runtime> Driver<R> {
             Some(Err(e)) => e.to_string(),
             None => "the connection ended".to_owned(),
         };
+        tracing::debug!(%cause, "connection ended");
         self.ws = None;
         self.core.handle_transport_closed(now, &cause);
     }
@@ -314,6 +316,9 @@ impl<R: Runtime> Driver<R> {
         while let Some(output) = self.core.poll_output() {
             match output {
                 Output::Connect(request) => {
+                    // The URL and whether it resumes a session; never the parameters, which
+                    // hold the credentials and the session token.
+                    tracing::debug!(url = %request.url, reconnect = request.is_reconnect(), "opening a connection");
                     self.ws = None;
                     self.unflushed = false;
                     self.opening = Some(Box::pin(runtime::open::<R>(
@@ -352,6 +357,7 @@ impl<R: Runtime> Driver<R> {
     }
 
     fn write_failed(&mut self, e: &tungstenite::Error) {
+        tracing::debug!(error = %e, "write failed");
         self.ws = None;
         self.unflushed = false;
         self.core
@@ -375,6 +381,14 @@ impl<R: Runtime> Driver<R> {
                         s.close_reason = change.reason.clone();
                     }
                 });
+                match &change.reason {
+                    Some(reason) => {
+                        tracing::info!(old = %change.old, new = %change.new, %reason, "session state")
+                    }
+                    None => {
+                        tracing::info!(old = %change.old, new = %change.new, session = ?core.session_id(), "session state")
+                    }
+                }
                 let closed = change.new.is_closed();
                 if let Some(sender) = changes.as_ref() {
                     let _ = sender.send(change);
