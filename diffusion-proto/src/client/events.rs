@@ -1,0 +1,162 @@
+//! What a client session tells its adapter and application: outputs to carry out,
+//! events, request outcomes and the errors of refused commands.
+
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+
+use crate::message::{ErrorReason, Message, ServiceId};
+use crate::response::{ResponseCode, SessionId};
+use crate::state::{CloseReason, SessionState};
+
+use super::config::ConnectRequest;
+#[cfg(doc)]
+use super::ClientSession;
+
+/// Identifies one of this client's requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RequestId(pub i64);
+
+/// Identifies a request from the server, to answer with [`ClientSession::respond`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct InboundRequestId(pub i64);
+
+/// A successful response to one of this client's requests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    /// The response payload.
+    pub payload: Bytes,
+    /// From sending the request to receiving the response.
+    pub round_trip: Duration,
+    /// Wall-clock time the request was sent.
+    pub sent_at: SystemTime,
+}
+
+/// Why one of this client's requests failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    /// The server answered with SERVICE_ERROR.
+    #[error("the server failed the request: {description} ({reason})")]
+    Service {
+        /// The server's description.
+        description: String,
+        /// The server's reason code.
+        reason: ErrorReason,
+    },
+    /// No response within the request timeout.
+    #[error("no response within {0:?}")]
+    TimedOut(Duration),
+    /// The server resumed the session without some messages (106, or a new session),
+    /// so this request's fate is unknown; it may be retried.
+    #[error("the session was resumed with message loss; the request may not have reached the server")]
+    MessageLoss,
+    /// The session ended first.
+    #[error("the session closed before a response: {0}")]
+    SessionClosed(CloseReason),
+}
+
+/// Why a command was refused at once (nothing was sent).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SessionError {
+    /// The session is not yet connected.
+    #[error("the session is not connected yet; wait for CONNECTED_ACTIVE")]
+    NotConnected,
+    /// The session is closed or closing.
+    #[error("the session is closed: {0}")]
+    Closed(CloseReason),
+    /// The session is closing.
+    #[error("the session is closing")]
+    Closing,
+    /// The message exceeds the server's maximum message size.
+    #[error("message of {size} bytes exceeds the server's maximum message size of {limit} bytes; nothing was sent")]
+    MessageTooLarge {
+        /// Encoded size of the message.
+        size: usize,
+        /// The server's limit.
+        limit: usize,
+    },
+    /// Disconnected, and the recovery buffer is full: sending more would lose messages.
+    #[error(
+        "disconnected and {0} messages are already waiting for the reconnection; retry once reconnected"
+    )]
+    RecoveryBufferFull(usize),
+}
+
+/// One change of [`SessionState`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateChange {
+    /// Before.
+    pub old: SessionState,
+    /// After.
+    pub new: SessionState,
+    /// Why, for a closed state.
+    pub reason: Option<CloseReason>,
+}
+
+/// The outcome of a user ping: the round trip and when the ping was sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PingDetails {
+    /// From sending the ping to its response.
+    pub round_trip: Duration,
+    /// Wall-clock time the ping was sent.
+    pub timestamp: SystemTime,
+}
+
+impl From<&Reply> for PingDetails {
+    fn from(reply: &Reply) -> Self {
+        PingDetails {
+            round_trip: reply.round_trip,
+            timestamp: reply.sent_at,
+        }
+    }
+}
+
+/// What the application learns from the session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// The state changed; closed states carry their reason.
+    StateChanged(StateChange),
+    /// A connection response opened or resumed the session (after the state change).
+    Connected {
+        /// The session.
+        session_id: SessionId,
+        /// 100, 105 or 106.
+        code: ResponseCode,
+        /// How many buffered messages were sent again (105).
+        resent: usize,
+    },
+    /// One of this client's requests completed.
+    Response {
+        /// Which.
+        id: RequestId,
+        /// The outcome.
+        result: Result<Reply, RequestError>,
+    },
+    /// The server asks a registered service of this client; answer with
+    /// [`ClientSession::respond`] (a cid of 0 is one-way and needs no answer).
+    InboundRequest {
+        /// To answer with.
+        id: InboundRequestId,
+        /// Which service.
+        service: ServiceId,
+        /// The request payload.
+        payload: Bytes,
+    },
+    /// A SYSTEM_PING from the server was answered.
+    SystemPingAnswered,
+    /// A topic value or delta, kept opaque.
+    Topic(Message),
+}
+
+/// What the adapter must do, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// Close any current transport and open this one.
+    Connect(ConnectRequest),
+    /// Send this frame as one binary WebSocket message.
+    Transmit(Bytes),
+    /// Close the current transport (WebSocket close 1000, or drop it).
+    CloseTransport,
+    /// Deliver this to the application.
+    Event(Event),
+}
