@@ -43,7 +43,6 @@ pub(crate) struct Snapshot {
     pub(crate) ping_period: Option<Duration>,
     pub(crate) max_message_size: Option<u32>,
     pub(crate) system_pings_answered: u64,
-    pub(crate) topic_messages: u64,
 }
 
 /// Builds a [`Session`]: URL, principal, credentials, properties and options.
@@ -193,7 +192,6 @@ impl<R: Runtime> SessionBuilder<R> {
             ping_period: None,
             max_message_size: None,
             system_pings_answered: 0,
-            topic_messages: 0,
         });
         let changes = Arc::new(Mutex::new(None));
         Ok(Session {

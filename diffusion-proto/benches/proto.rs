@@ -185,10 +185,9 @@ impl Pair {
                 busy = true;
                 match output {
                     Output::Connect(request) => {
-                        let uri = request.uri();
-                        let path = uri.trim_start_matches("ws://h:1");
+                        let target = request.target();
                         let headers = request.headers();
-                        let mut upgrade = UpgradeRequest::from_uri(path);
+                        let mut upgrade = UpgradeRequest::from_uri(&target);
                         for (name, value) in &headers {
                             upgrade = upgrade.with_header(name, value.as_bytes());
                         }

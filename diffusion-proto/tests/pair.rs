@@ -78,10 +78,9 @@ impl Pair {
                         let conn = ConnectionId(self.next_conn);
                         self.next_conn += 1;
                         self.conn = Some(conn);
-                        let uri = request.uri();
-                        let path = uri.trim_start_matches("ws://h:1");
+                        let target = request.target();
                         let headers = request.headers();
-                        let mut upgrade = UpgradeRequest::from_uri(path);
+                        let mut upgrade = UpgradeRequest::from_uri(&target);
                         for (name, value) in &headers {
                             upgrade = upgrade.with_header(name, value.as_bytes());
                         }

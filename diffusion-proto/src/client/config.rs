@@ -126,9 +126,16 @@ pub struct ConnectRequest {
 impl ConnectRequest {
     /// The URI to request: the endpoint, plus the query when parameters travel there.
     pub fn uri(&self) -> String {
+        let scheme = if self.url.secure { "wss" } else { "ws" };
+        format!("{scheme}://{}{}", self.url.authority, self.target())
+    }
+
+    /// The request target, as on the HTTP request line: the path, plus the query when
+    /// parameters travel there. What a server reads the parameters from.
+    pub fn target(&self) -> String {
         match self.carrier {
-            ParameterCarrier::Query => format!("{}?{}", self.url, self.params.to_query()),
-            ParameterCarrier::Headers => self.url.to_string(),
+            ParameterCarrier::Query => format!("{}?{}", self.url.path, self.params.to_query()),
+            ParameterCarrier::Headers => self.url.path.clone(),
         }
     }
 

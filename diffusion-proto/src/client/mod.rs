@@ -79,7 +79,10 @@ struct Granted {
 /// let mut session = ClientSession::new(ClientConfig::new("ws://127.0.0.1:8080").unwrap(), now);
 /// while let Some(output) = session.poll_output() {
 ///     match output {
-///         Output::Connect(request) => assert_eq!(request.uri(), "ws://127.0.0.1:8080/diffusion"),
+///         Output::Connect(request) => {
+///             assert_eq!(request.uri(), "ws://127.0.0.1:8080/diffusion");
+///             assert_eq!(request.target(), "/diffusion"); // parameters go in headers for v25
+///         }
 ///         other => panic!("unexpected {other:?}"),
 ///     }
 /// }
