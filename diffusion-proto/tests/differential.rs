@@ -1,6 +1,6 @@
 //! Differential test: the connection parameters our [`ClientSession`] sends, against what
 //! the official clients sent for the same principal, password and properties, as recorded
-//! live in `shared/protocol/vectors/connection_request.json` (`python_live`: protocol 25,
+//! live in `testdata/vectors/connection_request.json` (`python_live`: protocol 25,
 //! parameters as HTTP headers; `javascript_live`: protocol 29, parameters in the query).
 //!
 //! Everything must be equal, names, order and values, byte for byte, apart from:

@@ -1,5 +1,5 @@
 //! Writes the seed corpora of every target under `fuzz/corpus/<target>/seed-*` from the
-//! shared protocol vectors (real captures included): `cargo run --example seed_corpus`.
+//! protocol vectors in `diffusion-proto/testdata/vectors` (real captures included): `cargo run --example seed_corpus`.
 //
 // Seeds are rewritten on every run (old `seed-*` files are removed first); other corpus
 // files, those the fuzzer found and `-merge=1` kept, are left alone.
@@ -19,7 +19,7 @@ type Seeds = BTreeMap<String, Vec<u8>>;
 
 fn main() {
     let fuzz = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let vectors = fuzz.join("../../shared/protocol/vectors");
+    let vectors = fuzz.join("../diffusion-proto/testdata/vectors");
     let load = |name: &str| -> Value {
         let path = vectors.join(name);
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));

@@ -1,4 +1,4 @@
-//! The byte-exact vectors of `shared/protocol/vectors` against our encoders and decoders.
+//! The byte-exact vectors of `testdata/vectors` against our encoders and decoders.
 //!
 //! Every file that concerns the existing modules is loaded; a missing file fails the test
 //! that needs it (and `every_vector_file_is_present_and_accounted_for` fails first).
@@ -26,7 +26,7 @@ fn every_vector_file_is_present_and_accounted_for() {
     let listing = std::fs::read_dir(&dir).unwrap_or_else(|e| {
         panic!(
             "vector directory {} cannot be read ({e}); it must be at \
-             $CARGO_MANIFEST_DIR/../../shared/protocol/vectors",
+             $CARGO_MANIFEST_DIR/testdata/vectors",
             dir.display()
         )
     });
