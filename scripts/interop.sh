@@ -5,8 +5,8 @@
 #
 # Runs each scenario with the Python client (6.12.2: protocol 25, parameters as HTTP headers)
 # and the JavaScript client (6.12.1: protocol 29, parameters in the query string), driven by
-# the scripts in ../shared/peers (py-session.py, js-session.js: JSON lines, exit status 0 when
-# ok). Every run gets a fresh server, started here on 127.0.0.1 with --port 0 (the port is read
+# the repository's scripts in interop/peers (py-session.py, js-session.js: JSON lines, exit
+# status 0 when ok). Every run gets a fresh server, started here on 127.0.0.1 with --port 0 (the port is read
 # from its first JSON line) and stopped afterwards. scripts/interop_check.py then checks the
 # client's lines, its final `result` line and exit status, and the server's own log.
 #
@@ -14,10 +14,9 @@
 # the end of both logs), then `N passed, M failed`. Exit status 1 when anything failed.
 #
 # PEERS_DIR (or $INTEROP_PEERS_DIR): the writable folder the official clients are installed
-# into with ../shared/peers/install.sh (a quick no-op when they are already there); default:
-# a temporary folder, removed at exit.
+# into from PyPI and npm with interop/peers/install.sh (a quick no-op when they are already
+# there); default: a temporary folder, removed at exit.
 # Environment:
-#   DIFFUSION_SHARED  the shared folder (default: the repository's ../shared)
 #   INTEROP_LOGS      keep every run's logs in this folder (default: a temporary one, removed)
 #   INTEROP_ONLY      run only the scenarios whose name matches this extended regex
 #   INTEROP_PROFILE   cargo profile of the server build: dev (default; what `cargo test`
@@ -28,8 +27,7 @@
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-SHARED=${DIFFUSION_SHARED:-$REPO/../shared}
-PEERS=$(cd "$SHARED/peers" && pwd)
+PEERS=$REPO/interop/peers
 CHECK=$REPO/scripts/interop_check.py
 CLIENT_TIMEOUT=90        # seconds; no scenario needs more than ~40
 LISTEN_TIMEOUT=10        # seconds for the server's first line

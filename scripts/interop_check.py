@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Checks one interop run of scripts/interop.sh: an official client's JSON lines (from
-../shared/peers/py-session.py or js-session.js), its exit status, and diffusion-test-server's
+interop/peers/py-session.py or js-session.js), its exit status, and diffusion-test-server's
 own JSON log.
 
     interop_check.py SCENARIO CLIENT DIR CLIENT_STATUS SERVER_STATUS

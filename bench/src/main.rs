@@ -39,7 +39,7 @@ OPTIONS:
   --sessions N          idle sessions for the memory row (default 10000; 0 skips it)
   --peers-dir DIR       where the official clients are (or get) installed
                         (default $DIFFUSION_PEERS_DIR, else /tmp/peers)
-  --peers-scripts DIR   the peers scripts (default $DIFFUSION_PEERS_SCRIPTS, else ../shared/peers)
+  --peers-scripts DIR   the peers scripts (default $DIFFUSION_PEERS_SCRIPTS, else interop/peers)
   --no-peers            skip the official clients
   --out FILE            where to write the report (default BENCHMARKS.md in the workspace)
   --no-write            print the table only

@@ -1,5 +1,6 @@
 //! The official Python and JavaScript clients, run as subprocesses through the scripts in
-//! `../shared/peers` (installed with its `install.sh` when missing), their JSON lines parsed.
+//! the repository's `interop/peers` (installed with its `install.sh` when missing), their JSON
+//! lines parsed.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -161,13 +162,10 @@ pub fn default_dir() -> PathBuf {
     std::env::var_os("DIFFUSION_PEERS_DIR").map_or_else(|| PathBuf::from("/tmp/peers"), PathBuf::from)
 }
 
-/// The default scripts folder: `$DIFFUSION_PEERS_SCRIPTS`, else `../shared/peers` next to
-/// the workspace.
+/// The default scripts folder: `$DIFFUSION_PEERS_SCRIPTS`, else the workspace's
+/// `interop/peers`.
 pub fn default_scripts(workspace: &Path) -> PathBuf {
-    std::env::var_os("DIFFUSION_PEERS_SCRIPTS").map_or_else(
-        || workspace.parent().unwrap_or(workspace).join("shared/peers"),
-        PathBuf::from,
-    )
+    std::env::var_os("DIFFUSION_PEERS_SCRIPTS").map_or_else(|| workspace.join("interop/peers"), PathBuf::from)
 }
 
 #[cfg(test)]
