@@ -22,7 +22,7 @@
 //! `ClientSession` as well.
 #![forbid(unsafe_code)]
 
-// The order-keeping vector reader of the vector tests (serde_json sorts object keys).
+// The vector tests' reader: serde_json keeping key order, with path-carrying accessors.
 #[allow(dead_code)]
 #[path = "vectors/json.rs"]
 mod json;

@@ -45,16 +45,8 @@ impl Clock {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn unhex(s: &str) -> Bytes {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect::<Vec<u8>>()
-        .into()
+    hex::decode(s).unwrap().into()
 }
 
 fn users() -> UserTable {
@@ -80,7 +72,7 @@ fn wire_of(outputs: &[ServerOutput]) -> Vec<String> {
     outputs
         .iter()
         .filter_map(|o| match o {
-            ServerOutput::Transmit { conn, frame } => Some(format!("tx:{}:{}", conn.0, hex(frame))),
+            ServerOutput::Transmit { conn, frame } => Some(format!("tx:{}:{}", conn.0, hex::encode(frame))),
             ServerOutput::CloseTransport { conn } => Some(format!("close:{}", conn.0)),
             ServerOutput::Event(_) => None,
         })
@@ -184,17 +176,17 @@ fn anonymous_accept_sends_the_55_byte_response() {
     };
     assert_eq!(*conn, ConnectionId(1));
     assert_eq!(frame.len(), 55);
-    assert_eq!(hex(&frame[..3]), "231964");
-    assert_eq!(hex(&frame[3..11]), "1122334455667788");
+    assert_eq!(hex::encode(&frame[..3]), "231964");
+    assert_eq!(hex::encode(&frame[3..11]), "1122334455667788");
     // Ramp entropy: the value part is bytes 1..=8, the token comes from bytes 9..=26.
-    assert_eq!(hex(&frame[11..19]), "0102030405060708");
+    assert_eq!(hex::encode(&frame[11..19]), "0102030405060708");
     let token = &frame[19..43];
     assert_eq!(token.len(), TOKEN_LEN);
     assert!(token
         .iter()
         .all(|b| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/'));
-    assert_eq!(hex(&frame[43..51]), "0000000000015f90"); // 90 000 ms
-    assert_eq!(hex(&frame[51..55]), "00989680"); // 10 000 000
+    assert_eq!(hex::encode(&frame[43..51]), "0000000000015f90"); // 90 000 ms
+    assert_eq!(hex::encode(&frame[51..55]), "00989680"); // 10 000 000
     let parsed = ConnectionResponse::parse(frame, ProtocolVersion::V25).unwrap();
     let ConnectionResponse::Accepted(grant) = parsed else {
         panic!()
@@ -285,7 +277,7 @@ fn python_headers_with_principal_and_properties() {
         &request("/diffusion", None, &headers),
     );
     let out = drain(&mut server);
-    assert!(hex(match &out[0] {
+    assert!(hex::encode(match &out[0] {
         ServerOutput::Transmit { frame, .. } => frame,
         other => panic!("{other:?}"),
     })
@@ -315,7 +307,7 @@ fn javascript_query_on_version_29() {
         panic!("{out:?}");
     };
     assert_eq!(frame.len(), 55);
-    assert_eq!(hex(&frame[..3]), "231d64");
+    assert_eq!(hex::encode(&frame[..3]), "231d64");
     let events = events_of(&out);
     let [ServerEvent::Connected {
         principal,
@@ -559,9 +551,9 @@ fn reconnect_answers_105_with_s_and_resends_after_ss() {
     assert_eq!(wire.len(), 3, "{wire:?}");
     let response = unhex(wire[0].trim_start_matches("tx:2:"));
     assert_eq!(response.len(), 55);
-    assert_eq!(hex(&response[..3]), "231969");
+    assert_eq!(hex::encode(&response[..3]), "231969");
     assert_eq!(&response[19..43], token.as_bytes());
-    assert_eq!(hex(&response[51..55]), "00000003"); // S = 2 received + 1
+    assert_eq!(hex::encode(&response[51..55]), "00000003"); // S = 2 received + 1
     assert_eq!(wire[1], "tx:2:003802");
     assert_eq!(wire[2], "tx:2:04000002096548656c6c6f"); // topic 521, CBOR "Hello"
     assert!(matches!(
@@ -845,7 +837,7 @@ fn unknown_services_get_service_error_100() {
     let expected = format!(
         "tx:1:0703{:02x}{}64",
         description.len(),
-        hex(description.as_bytes())
+        hex::encode(description.as_bytes())
     );
     assert_eq!(wire_of(&out), [expected]);
     assert_eq!(
@@ -990,7 +982,7 @@ fn ping_period_zero_disables_pings() {
     let ServerOutput::Transmit { frame, .. } = &out[0] else {
         panic!()
     };
-    assert_eq!(hex(&frame[43..51]), "0000000000000000");
+    assert_eq!(hex::encode(&frame[43..51]), "0000000000000000");
     assert_eq!(server.poll_timeout(), None);
 }
 
@@ -1041,7 +1033,7 @@ fn counter_entropy_is_the_counter() {
     assert_eq!(u64::from_be_bytes(eight), 1);
     let mut longer = [0u8; 10];
     e.fill(&mut longer);
-    assert_eq!(hex(&longer), "00020000000000000002");
+    assert_eq!(hex::encode(&longer), "00020000000000000002");
 }
 
 /// The connection parameter names the server reads from headers (SPEC §2.3), so that the

@@ -80,19 +80,10 @@ async fn next_binary<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocketStream
     }
 }
 
-async fn send(ws: &mut Ws, hex: &str) {
-    ws.send(WsMessage::Binary(unhex(hex).into())).await.unwrap();
-}
-
-fn unhex(hex: &str) -> Vec<u8> {
-    (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
-        .collect()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+async fn send(ws: &mut Ws, frame_hex: &str) {
+    ws.send(WsMessage::Binary(hex::decode(frame_hex).unwrap().into()))
+        .await
+        .unwrap();
 }
 
 /// The connection ends with the TCP connection closing and no WebSocket close frame.
@@ -113,7 +104,10 @@ async fn silent_for(ws: &mut Ws, d: Duration) {
 fn accepted(frame: &[u8], version: ProtocolVersion) -> SessionGrant {
     match ConnectionResponse::parse(frame, version) {
         Ok(ConnectionResponse::Accepted(grant)) => grant,
-        other => panic!("expected an accepted session, got {other:?} from {}", hex(frame)),
+        other => panic!(
+            "expected an accepted session, got {other:?} from {}",
+            hex::encode(frame)
+        ),
     }
 }
 
@@ -179,9 +173,9 @@ async fn user_ping_is_answered_and_websocket_pings_get_pongs() {
     let mut ws = connect_v25(&server, &anonymous()).await;
     next_binary(&mut ws).await;
     send(&mut ws, "003805").await;
-    assert_eq!(hex(&next_binary(&mut ws).await), "0605");
+    assert_eq!(hex::encode(&next_binary(&mut ws).await), "0605");
     send(&mut ws, "0038ac02").await;
-    assert_eq!(hex(&next_binary(&mut ws).await), "06ac02");
+    assert_eq!(hex::encode(&next_binary(&mut ws).await), "06ac02");
 
     ws.send(WsMessage::Ping(Bytes::from_static(b"keepalive")))
         .await
@@ -266,7 +260,7 @@ async fn parameters_in_headers_and_in_the_query_are_both_accepted_and_logged() {
 async fn wrong_password_gets_116_then_tcp_close_without_websocket_close() {
     let server = start(Options::default().user("bob", "secret")).await;
     let mut ws = connect_v25(&server, &bob(ProtocolVersion::V25, "wrong")).await;
-    assert_eq!(hex(&next_binary(&mut ws).await), "231974");
+    assert_eq!(hex::encode(&next_binary(&mut ws).await), "231974");
     ends_without_close_frame(&mut ws).await;
     let log = server.log();
     assert!(log.iter().any(|e| e.response_code() == Some(116)));
@@ -287,7 +281,7 @@ async fn close_request_is_answered_with_abort_and_tcp_close() {
     let mut ws = connect_v25(&server, &anonymous()).await;
     next_binary(&mut ws).await;
     send(&mut ws, "1d").await;
-    assert_eq!(hex(&next_binary(&mut ws).await), "1c");
+    assert_eq!(hex::encode(&next_binary(&mut ws).await), "1c");
     ends_without_close_frame(&mut ws).await;
     let stats = server.stats();
     assert_eq!((stats.close_requests, stats.aborts_sent), (1, 1));
@@ -343,11 +337,11 @@ async fn reject_all_answers_three_bytes_in_the_clients_version() {
     })
     .await;
     let mut ws = connect_v25(&server, &anonymous()).await;
-    assert_eq!(hex(&next_binary(&mut ws).await), "231974");
+    assert_eq!(hex::encode(&next_binary(&mut ws).await), "231974");
     ends_without_close_frame(&mut ws).await;
     server.set_fault(Fault::RejectAll(119));
     let mut ws = connect_v29(&server, &ConnectionParams::new(ProtocolVersion::V29)).await;
-    assert_eq!(hex(&next_binary(&mut ws).await), "231d77");
+    assert_eq!(hex::encode(&next_binary(&mut ws).await), "231d77");
     ends_without_close_frame(&mut ws).await;
     assert_eq!(server.stats().sessions_opened, 0);
     server.shutdown().await;
@@ -363,7 +357,7 @@ async fn drop_after_closes_the_tcp_connection_after_n_messages_once() {
     let mut ws = connect_v25(&server, &anonymous()).await;
     let grant = accepted(&next_binary(&mut ws).await, ProtocolVersion::V25);
     send(&mut ws, "003801").await;
-    assert_eq!(hex(&next_binary(&mut ws).await), "0601");
+    assert_eq!(hex::encode(&next_binary(&mut ws).await), "0601");
     // The second message is handled, but its answer is lost with the connection.
     send(&mut ws, "003802").await;
     ends_without_close_frame(&mut ws).await;
@@ -396,11 +390,11 @@ async fn drop_after_closes_the_tcp_connection_after_n_messages_once() {
     let resumed = accepted(&next_binary(&mut ws).await, ProtocolVersion::V25);
     assert_eq!(resumed.code, ResponseCode::Reconnected);
     assert_eq!(resumed.recovery_sequence(), Some(3));
-    assert_eq!(hex(&next_binary(&mut ws).await), "0602");
+    assert_eq!(hex::encode(&next_binary(&mut ws).await), "0602");
     // Only one connection is dropped.
     for cid in 3..=5 {
         send(&mut ws, &format!("00380{cid}")).await;
-        assert_eq!(hex(&next_binary(&mut ws).await), format!("060{cid}"));
+        assert_eq!(hex::encode(&next_binary(&mut ws).await), format!("060{cid}"));
     }
     assert_eq!(
         server
@@ -479,18 +473,18 @@ async fn reconnect_answer_and_forget_sessions() {
 
     server.set_reconnect_answer(Some(ResponseCode::ReconnectionFailedMessageLoss));
     let mut again = connect_v25(&server, &params).await;
-    assert_eq!(hex(&next_binary(&mut again).await), "231976");
+    assert_eq!(hex::encode(&next_binary(&mut again).await), "231976");
     ends_without_close_frame(&mut again).await;
     // The answer did not touch the session: the first connection still works.
     send(&mut ws, "003801").await;
-    assert_eq!(hex(&next_binary(&mut ws).await), "0601");
+    assert_eq!(hex::encode(&next_binary(&mut ws).await), "0601");
 
     server.set_reconnect_answer(None);
     server.forget_sessions();
     // Forgetting drops the attached connection without ABORT.
     ends_without_close_frame(&mut ws).await;
     let mut again = connect_v25(&server, &params).await;
-    assert_eq!(hex(&next_binary(&mut again).await), "231975");
+    assert_eq!(hex::encode(&next_binary(&mut again).await), "231975");
     ends_without_close_frame(&mut again).await;
     assert!(server.sessions().is_empty());
     server.shutdown().await;
@@ -502,7 +496,7 @@ async fn abort_sessions_sends_abort_then_closes() {
     let mut ws = connect_v25(&server, &anonymous()).await;
     next_binary(&mut ws).await;
     server.abort_sessions();
-    assert_eq!(hex(&next_binary(&mut ws).await), "1c");
+    assert_eq!(hex::encode(&next_binary(&mut ws).await), "1c");
     ends_without_close_frame(&mut ws).await;
     server.shutdown().await;
 }
@@ -517,7 +511,7 @@ async fn stall_answers_nothing_more_and_never_closes() {
     let mut ws = connect_v25(&server, &anonymous()).await;
     next_binary(&mut ws).await;
     send(&mut ws, "003801").await;
-    assert_eq!(hex(&next_binary(&mut ws).await), "0601");
+    assert_eq!(hex::encode(&next_binary(&mut ws).await), "0601");
     send(&mut ws, "003802").await;
     ws.send(WsMessage::Ping(Bytes::from_static(b"hello")))
         .await
@@ -567,7 +561,7 @@ async fn system_pings_are_sent_every_period_and_answers_counted() {
             ..
         }) = Message::decode(&frame)
         else {
-            panic!("expected a system ping, got {}", hex(&frame));
+            panic!("expected a system ping, got {}", hex::encode(&frame));
         };
         ws.send(WsMessage::Binary(
             Message::ServiceResponse {
@@ -605,7 +599,7 @@ async fn unanswered_system_pings_end_the_session_with_abort() {
     let mut frames = Vec::new();
     loop {
         let frame = next_binary(&mut ws).await;
-        frames.push(hex(&frame));
+        frames.push(hex::encode(&frame));
         if frame[..] == [0x1c] {
             break;
         }
@@ -624,10 +618,10 @@ async fn oversize_message_closes_the_session() {
     .await;
     let mut ws = connect_v25(&server, &anonymous()).await;
     next_binary(&mut ws).await;
-    let mut big = unhex("0038");
+    let mut big = hex::decode("0038").unwrap();
     big.resize(2000, 0);
     ws.send(WsMessage::Binary(big.into())).await.unwrap();
-    assert_eq!(hex(&next_binary(&mut ws).await), "1c");
+    assert_eq!(hex::encode(&next_binary(&mut ws).await), "1c");
     ends_without_close_frame(&mut ws).await;
     assert!(server.log().iter().any(|e| matches!(
         &e.kind,
@@ -697,8 +691,10 @@ async fn wss_with_a_self_signed_certificate() {
         .unwrap();
     let mut ws = upgrade(&server.url(), "/diffusion", &anonymous().to_headers(), tls).await;
     accepted(&next_binary(&mut ws).await, ProtocolVersion::V25);
-    ws.send(WsMessage::Binary(unhex("003807").into())).await.unwrap();
-    assert_eq!(hex(&next_binary(&mut ws).await), "0607");
+    ws.send(WsMessage::Binary(hex::decode("003807").unwrap().into()))
+        .await
+        .unwrap();
+    assert_eq!(hex::encode(&next_binary(&mut ws).await), "0607");
     server.shutdown().await;
 }
 
@@ -731,7 +727,7 @@ async fn set_fault_restarts_message_counts_and_zero_acts_at_once() {
     let grant = accepted(&next_binary(&mut ws).await, ProtocolVersion::V25);
     send(&mut ws, "0038ac02").await;
     // Skip system pings until the answer; it is already counted in the session snapshot.
-    while hex(&next_binary(&mut ws).await) != "06ac02" {}
+    while hex::encode(&next_binary(&mut ws).await) != "06ac02" {}
     let info = server.session(grant.session_id).unwrap();
     assert_eq!(info.stats.user_pings_answered, 1);
     assert_eq!(info.principal, None);
@@ -759,7 +755,7 @@ async fn set_fault_restarts_message_counts_and_zero_acts_at_once() {
     next_binary(&mut ws).await;
     for cid in 1..=3 {
         send(&mut ws, &format!("00380{cid}")).await;
-        while hex(&next_binary(&mut ws).await) != format!("060{cid}") {}
+        while hex::encode(&next_binary(&mut ws).await) != format!("060{cid}") {}
     }
     server.set_fault(Fault::drop_after(1, DropKind::Fin));
     send(&mut ws, "003804").await;

@@ -110,7 +110,7 @@ fn add_unique(seeds: &mut Seeds, stem: &str, bytes: Vec<u8>) {
 fn collect_hex(v: &Value, out: &mut Vec<Vec<u8>>) {
     match v {
         Value::String(s) => {
-            if let Some(bytes) = hex(s) {
+            if let Some(bytes) = strict_hex(s) {
                 out.push(bytes);
             }
         }
@@ -121,20 +121,15 @@ fn collect_hex(v: &Value, out: &mut Vec<Vec<u8>>) {
 }
 
 /// Strict lower-case hex of at least two bytes (so that words and numbers are not taken).
-fn hex(s: &str) -> Option<Vec<u8>> {
+fn strict_hex(s: &str) -> Option<Vec<u8>> {
     let s = s.strip_prefix("0x").unwrap_or(s);
-    if s.len() < 2
-        || s.len() & 1 == 1
-        || !s
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    {
+    let lower = s
+        .bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    if s.len() < 2 || !lower {
         return None;
     }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
-        .collect()
+    hex::decode(s).ok()
 }
 
 // ---- upgrade requests ----------------------------------------------------------------------
@@ -397,7 +392,7 @@ fn session_seeds(flows: &Value) -> Seeds {
                 last_t = Some(t);
             }
             let kind = event.get("event").and_then(Value::as_str).unwrap_or_default();
-            let bytes = event.get("hex").and_then(Value::as_str).and_then(hex);
+            let bytes = event.get("hex").and_then(Value::as_str).and_then(strict_hex);
             match (kind, bytes) {
                 ("upgrade", _) => {
                     if !first_conn {

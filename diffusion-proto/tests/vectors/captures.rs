@@ -13,7 +13,7 @@ use bytes::Bytes;
 use diffusion_proto::wire::Reader;
 use diffusion_proto::{Message, MessageError, ParamError, ServiceId, SessionId};
 
-use crate::json::{load, to_hex, unhex, V};
+use crate::json::{load, unhex, V};
 use crate::request::check_captured_request;
 use crate::response::check_captured_response;
 
@@ -38,7 +38,7 @@ fn check_message_frame(frame: &[u8], d: &V<'_>, at: &str) {
             };
             assert_eq!(service.0, d.get("service_id").int::<i32>(), "{at}");
             assert_eq!(*cid, d.get("cid").int::<i64>(), "{at}");
-            assert_eq!(to_hex(payload), d.get("body_hex").str(), "{at}");
+            assert_eq!(hex::encode(payload), d.get("body_hex").str(), "{at}");
             let theirs = d.get("service_name");
             if let Some(ours) = service.name() {
                 assert_eq!(Some(ours), (!theirs.is_null()).then(|| theirs.str()), "{at}");
@@ -63,7 +63,7 @@ fn check_message_frame(frame: &[u8], d: &V<'_>, at: &str) {
                 assert_eq!(r.string(), Ok(d.get("error_description").str()), "{at}");
                 assert_eq!(r.varint_i32(), Ok(d.get("error_code").int::<i32>()), "{at}");
             }
-            assert_eq!(to_hex(r.rest()), d.get("body_hex").str(), "{at}");
+            assert_eq!(hex::encode(r.rest()), d.get("body_hex").str(), "{at}");
             if let Some(ours) = ServiceId(d.get("service_id").int()).name() {
                 assert_eq!(ours, d.get("service_name").str(), "{at}");
             }

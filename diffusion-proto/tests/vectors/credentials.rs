@@ -4,7 +4,7 @@ use bytes::BytesMut;
 use diffusion_proto::wire::Reader;
 use diffusion_proto::{ConnectionParams, Credentials, ProtocolVersion};
 
-use crate::json::{load, percent_decode, to_hex, unhex};
+use crate::json::{load, percent_decode, unhex};
 
 /// A Python bytes literal body with `\xNN` escapes.
 fn python_bytes(lit: &str) -> Vec<u8> {
@@ -66,7 +66,7 @@ fn described(desc: &str) -> Credentials {
 fn raw(c: &Credentials) -> String {
     let mut b = BytesMut::new();
     c.encode_raw(&mut b);
-    to_hex(&b)
+    hex::encode(&b)
 }
 
 #[test]

@@ -18,7 +18,7 @@ mod request;
 mod response;
 mod wire;
 
-use json::{load, vectors_dir, COVERED, COVERED_ELSEWHERE};
+use json::{vectors_dir, COVERED, COVERED_ELSEWHERE};
 
 #[test]
 fn every_vector_file_is_present_and_accounted_for() {
@@ -51,13 +51,16 @@ fn every_vector_file_is_present_and_accounted_for() {
     }
 }
 
-/// The order-preserving reader used by every test sees what `serde_json` sees.
+/// The vectors are read with serde_json's `preserve_order`: object keys stay in file order
+/// (header order and property order are part of the vectors).
 #[test]
-fn vector_reader_agrees_with_serde_json() {
-    for name in COVERED {
-        let doc = load(name);
-        let theirs: serde_json::Value = serde_json::from_str(&doc.text)
-            .unwrap_or_else(|e| panic!("{name}: serde_json cannot read it: {e}"));
-        assert_eq!(json::to_serde(&doc.json), theirs, "{name}");
-    }
+fn vector_reader_keeps_key_order() {
+    let value: serde_json::Value = serde_json::from_str(r#"{"b": 1, "a": 2, "c": 3}"#).unwrap();
+    let keys: Vec<&str> = value
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, _)| k.as_str())
+        .collect();
+    assert_eq!(keys, ["b", "a", "c"]);
 }

@@ -5,7 +5,7 @@ use diffusion_proto::message::type_code;
 use diffusion_proto::wire::{self, Reader};
 use diffusion_proto::{Credentials, ErrorReason, Message, MessageError, ServiceId};
 
-use crate::json::{load, to_hex, unhex};
+use crate::json::{load, unhex};
 
 fn decode(hex: &str, at: &str) -> Message {
     Message::decode(&Bytes::from(unhex(hex))).unwrap_or_else(|e| panic!("{at}: {hex}: {e}"))
@@ -75,7 +75,7 @@ fn encoder_outputs() {
             }
             let at = format!("{client}.{name}");
             let msg = encoder_input(name);
-            assert_eq!(to_hex(&msg.to_bytes()), hex.str(), "{at}");
+            assert_eq!(hex::encode(&msg.to_bytes()), hex.str(), "{at}");
             assert_eq!(msg.encoded_len() * 2, hex.str().len(), "{at}");
             assert_eq!(decode(hex.str(), &at), msg, "{at}");
             checked += 1;
@@ -92,7 +92,7 @@ fn annotated_messages() {
         let hex = e.get("hex").str();
         let at = &e.path;
         let msg = decode(hex, at);
-        assert_eq!(to_hex(&msg.to_bytes()), hex, "{at}: re-encoded");
+        assert_eq!(hex::encode(&msg.to_bytes()), hex, "{at}: re-encoded");
         let meaning = e.get("meaning").str();
         match &msg {
             Message::ServiceRequest {
@@ -168,7 +168,7 @@ fn annotated_messages() {
                 assert!(meaning.starts_with("TOPIC_VALUE"), "{at}");
                 assert!(meaning.contains(&format!("topic id {topic_id}")), "{at}");
                 assert!(!compressed, "{at}");
-                assert!(meaning.contains(&to_hex(payload)[2..]), "{at}");
+                assert!(meaning.contains(&hex::encode(payload)[2..]), "{at}");
             }
             Message::TopicDelta {
                 topic_id,

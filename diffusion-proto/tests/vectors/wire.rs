@@ -6,12 +6,12 @@ use diffusion_proto::wire::{
 };
 use diffusion_proto::{Credentials, SessionId};
 
-use crate::json::{load, to_hex, unhex};
+use crate::json::{load, unhex};
 
 fn encoded(f: impl FnOnce(&mut BytesMut)) -> String {
     let mut b = BytesMut::new();
     f(&mut b);
-    to_hex(&b)
+    hex::encode(&b)
 }
 
 #[test]
