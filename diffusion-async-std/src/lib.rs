@@ -22,12 +22,12 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+// Without a runtime feature (async-std or smol) there is no adapter, so no transport: the
+// crate then only re-exports the API types.
+#[cfg(any(feature = "async-std", feature = "smol"))]
 mod transport;
 
 use std::future::Future;
-use std::time::Instant;
-
-use async_tungstenite::tungstenite::{self, handshake::client::Request, protocol::WebSocketConfig};
 
 pub use diffusion_client::{
     Backoff, CloseReason, ClosedBy, Credentials, Error, ErrorReason, FixedDelay, Handler, PingDetails,
@@ -37,6 +37,7 @@ pub use diffusion_client::{
 
 /// Implements the runtime adapter for one executor's `spawn`; sockets and timers are the
 /// same futures-io ones for both.
+#[cfg(any(feature = "async-std", feature = "smol"))]
 macro_rules! futures_io_runtime {
     ($(#[$doc:meta])* $name:ident, $spawn:expr) => {
         $(#[$doc])*
@@ -51,7 +52,7 @@ macro_rules! futures_io_runtime {
                 ($spawn)(task);
             }
 
-            fn sleep_until(deadline: Instant) -> SleepUntil {
+            fn sleep_until(deadline: std::time::Instant) -> SleepUntil {
                 SleepUntil(async_io::Timer::at(deadline))
             }
 
@@ -71,10 +72,10 @@ macro_rules! futures_io_runtime {
             }
 
             fn upgrade(
-                request: Request,
+                request: async_tungstenite::tungstenite::handshake::client::Request,
                 stream: transport::Stream,
-                config: WebSocketConfig,
-            ) -> impl Future<Output = Result<Self::WebSocket, tungstenite::Error>> + Send {
+                config: async_tungstenite::tungstenite::protocol::WebSocketConfig,
+            ) -> impl Future<Output = Result<Self::WebSocket, async_tungstenite::tungstenite::Error>> + Send {
                 transport::upgrade(request, stream, config)
             }
         }

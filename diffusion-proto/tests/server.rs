@@ -1033,7 +1033,7 @@ fn counter_entropy_is_the_counter() {
     assert_eq!(u64::from_be_bytes(eight), 1);
     let mut longer = [0u8; 10];
     e.fill(&mut longer);
-    assert_eq!(hex::encode(&longer), "00020000000000000002");
+    assert_eq!(hex::encode(longer), "00020000000000000002");
 }
 
 /// The connection parameter names the server reads from headers (SPEC §2.3), so that the

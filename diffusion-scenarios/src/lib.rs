@@ -393,8 +393,9 @@ pub async fn wss_with_a_self_signed_certificate<R: Runtime>() {
     assert!(matches!(err, Error::Closed(_)), "{err:?}");
 }
 
-/// Expands to one `#[test]` per scenario, run on runtime `$runtime` by `$block_on`
-/// (a function or closure taking a future and running it to completion).
+/// Expands to one `#[test]` per scenario that plain `ws://` runs, on runtime `$runtime` by
+/// `$block_on` (a function or closure taking a future and running it to completion). The
+/// `wss://` ones are [`tls_scenarios!`].
 #[macro_export]
 macro_rules! scenarios {
     ($runtime:ty, $block_on:expr) => {
@@ -411,7 +412,6 @@ macro_rules! scenarios {
             inbound_requests_reach_registered_handlers,
             oversize_send_is_refused_and_nothing_is_sent,
             a_thousand_concurrent_pings_on_one_session,
-            wss_with_a_self_signed_certificate,
         );
     };
     (@each $runtime:ty, $block_on:expr; $($name:ident,)*) => {
@@ -421,5 +421,16 @@ macro_rules! scenarios {
                 ($block_on)($crate::$name::<$runtime>());
             }
         )*
+    };
+}
+
+/// Like [`scenarios!`], for the scenarios that need `wss://`: an adapter's tests invoke it
+/// under `#[cfg(feature = "rustls")]`, so that a build without TLS leaves them out.
+#[macro_export]
+macro_rules! tls_scenarios {
+    ($runtime:ty, $block_on:expr) => {
+        $crate::scenarios!(@each $runtime, $block_on;
+            wss_with_a_self_signed_certificate,
+        );
     };
 }

@@ -11,3 +11,6 @@ fn block_on<F: std::future::Future<Output = ()>>(future: F) {
 }
 
 diffusion_scenarios::scenarios!(diffusion_tokio::Tokio, block_on);
+// `wss://` needs the adapter's TLS.
+#[cfg(feature = "rustls")]
+diffusion_scenarios::tls_scenarios!(diffusion_tokio::Tokio, block_on);

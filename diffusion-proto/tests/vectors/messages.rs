@@ -75,7 +75,7 @@ fn encoder_outputs() {
             }
             let at = format!("{client}.{name}");
             let msg = encoder_input(name);
-            assert_eq!(hex::encode(&msg.to_bytes()), hex.str(), "{at}");
+            assert_eq!(hex::encode(msg.to_bytes()), hex.str(), "{at}");
             assert_eq!(msg.encoded_len() * 2, hex.str().len(), "{at}");
             assert_eq!(decode(hex.str(), &at), msg, "{at}");
             checked += 1;
@@ -92,7 +92,7 @@ fn annotated_messages() {
         let hex = e.get("hex").str();
         let at = &e.path;
         let msg = decode(hex, at);
-        assert_eq!(hex::encode(&msg.to_bytes()), hex, "{at}: re-encoded");
+        assert_eq!(hex::encode(msg.to_bytes()), hex, "{at}: re-encoded");
         let meaning = e.get("meaning").str();
         match &msg {
             Message::ServiceRequest {
