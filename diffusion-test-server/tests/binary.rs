@@ -25,8 +25,13 @@ struct Program {
 
 impl Program {
     fn spawn(args: &[&str]) -> Program {
+        Program::spawn_with(args, &[])
+    }
+
+    fn spawn_with(args: &[&str], env: &[(&str, &str)]) -> Program {
         let mut child = Command::new(env!("CARGO_BIN_EXE_diffusion-test-server"))
             .args(args)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
@@ -76,6 +81,39 @@ impl Program {
         assert!(status.success(), "{status:?}");
         self.seen
     }
+}
+
+/// The program run to completion: exit code, stdout, stderr.
+fn run_to_end(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_diffusion-test-server"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = |b: Vec<u8>| String::from_utf8(b).unwrap();
+    (out.status.code(), text(out.stdout), text(out.stderr))
+}
+
+/// The response code a protocol-25 connection with these credentials gets.
+async fn connection_code(port: u64, principal: &str, password: &str) -> u8 {
+    let mut params = ConnectionParams::new(ProtocolVersion::V25);
+    params.principal = Some(principal.into());
+    params.credentials = Credentials::password(password);
+    let mut request = format!("ws://127.0.0.1:{port}/diffusion")
+        .into_client_request()
+        .unwrap();
+    for (name, value) in params.to_headers() {
+        request
+            .headers_mut()
+            .insert(name, HeaderValue::from_str(&value).unwrap());
+    }
+    let (mut ws, _) = tokio_tungstenite::client_async(request, tcp(port).await)
+        .await
+        .unwrap();
+    let Some(Ok(WsMessage::Binary(response))) = ws.next().await else {
+        panic!("no connection response");
+    };
+    response[2]
 }
 
 async fn tcp(port: u64) -> tokio::net::TcpStream {
@@ -163,7 +201,7 @@ async fn program_logs_json_lines_and_stops_on_sigterm() {
 }
 
 #[tokio::test]
-async fn program_applies_fault_flags_and_refuses_bad_ones() {
+async fn program_applies_fault_flags() {
     let mut program = Program::spawn(&["--reject", "119"]);
     let port = program.line().await["port"].as_u64().unwrap();
     let url = format!("ws://127.0.0.1:{port}/diffusion?v=29&ty=WB&ca=8&r=0");
@@ -180,14 +218,6 @@ async fn program_applies_fault_flags_and_refuses_bad_ones() {
         (Some(119), Some("reject-all"))
     );
     program.terminate().await;
-
-    let status = std::process::Command::new(env!("CARGO_BIN_EXE_diffusion-test-server"))
-        .args(["--malformed", "sideways"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert_eq!(status.code(), Some(2));
 }
 
 #[cfg(feature = "tls")]
@@ -203,4 +233,102 @@ async fn program_with_tls_writes_its_certificate() {
     assert!(pem.contains("BEGIN CERTIFICATE") && !pem.contains("PRIVATE KEY"));
     program.terminate().await;
     assert!(!std::path::Path::new(&path).exists());
+}
+
+#[test]
+fn help_goes_to_stdout_with_every_flag_and_its_default() {
+    let (code, out, err) = run_to_end(&["--help"]);
+    assert_eq!(code, Some(0));
+    assert!(err.is_empty(), "{err}");
+    for flag in [
+        "--port <N>",
+        "--user <NAME:PASSWORD>",
+        "--user-env <NAME:VAR>",
+        "--users-file <PATH>",
+        "--ping-period-ms <N>",
+        "--max-message-size <N>",
+        "--tls",
+        "--reconnect-answer <CODE>",
+        "--reject <CODE>",
+        "--drop-after <N>",
+        "--drop-kind <KIND>",
+        "--drop-times <N>",
+        "--stall-after <N>",
+        "--no-response",
+        "--malformed <KIND>",
+    ] {
+        assert_eq!(
+            out.lines().filter(|l| l.trim_start().starts_with(flag)).count(),
+            1,
+            "{flag}\n{out}"
+        );
+    }
+    for default in [
+        "[default: 0]",
+        "[default: 90000]",
+        "[default: 10000000]",
+        "[default: fin]",
+        "[default: 1]",
+    ] {
+        assert!(out.contains(default), "{default}\n{out}");
+    }
+}
+
+#[test]
+fn usage_errors_exit_2_on_stderr_before_anything_starts() {
+    for bad in [
+        &["--verbose"][..],
+        &["--port", "65536"],
+        &["--user", "admin-and-hunter2"],
+        &["--user-env", "admin:DIFFUSION_TEST_SERVER_UNSET_VARIABLE"],
+        &["--users-file", "/nonexistent/users"],
+        &["--reject", "113", "--stall-after", "1"],
+        &["--malformed", "sideways"],
+    ] {
+        let (code, out, err) = run_to_end(bad);
+        assert_eq!(code, Some(2), "{bad:?}: {err}");
+        assert!(
+            out.is_empty(),
+            "{bad:?}: nothing starts, so no listening line: {out}"
+        );
+        assert!(err.starts_with("error: "), "{bad:?}: {err}");
+        assert!(!err.contains("hunter2"), "{err}");
+    }
+}
+
+#[test]
+fn a_port_in_use_is_a_run_time_error_exit_1() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let (code, out, err) = run_to_end(&["--port", &port]);
+    assert_eq!(code, Some(1), "{err}");
+    let line: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(
+        (line["event"].as_str(), line["stage"].as_str()),
+        (Some("error"), Some("startup"))
+    );
+    assert!(err.starts_with("diffusion-test-server: "), "{err}");
+}
+
+#[tokio::test]
+async fn passwords_come_from_the_environment_and_from_files() {
+    let file = std::env::temp_dir().join(format!("diffusion-test-server-users-{}", std::process::id()));
+    std::fs::write(&file, "# principals\ncarol:c@rol pw\n").unwrap();
+    let mut program = Program::spawn_with(
+        &[
+            "--user-env",
+            "bob:BOB_PASSWORD",
+            "--users-file",
+            file.to_str().unwrap(),
+        ],
+        &[("BOB_PASSWORD", "b0b:pw")],
+    );
+    let port = program.line().await["port"].as_u64().unwrap();
+    assert_eq!(connection_code(port, "bob", "b0b:pw").await, 100);
+    assert_eq!(connection_code(port, "carol", "c@rol pw").await, 100);
+    assert_eq!(connection_code(port, "bob", "c@rol pw").await, 116);
+    let seen = program.terminate().await;
+    std::fs::remove_file(&file).unwrap();
+    let text: String = seen.iter().map(Value::to_string).collect();
+    assert!(!text.contains("b0b:pw") && !text.contains("c@rol"), "{text}");
 }
