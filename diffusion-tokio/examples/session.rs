@@ -2,65 +2,94 @@
 //! embedded loopback test server): connect, ping, see a system ping answered, close.
 //!
 //! ```text
-//! cargo run --release -p diffusion-tokio --example session -- [--url ws://host:port]
-//!     [--principal NAME] [--password TEXT] [--property KEY=VALUE]... [--pings N] [--json]
+//! cargo run --release -p diffusion-tokio --example session -- --help
 //! ```
+//!
+//! Results go to stdout (human lines, or JSON lines with `--json`), errors to stderr. Exit
+//! status: 0 when everything succeeded, 1 when something failed at run time, 2 for a bad
+//! command line (a bad URL or property included), found before anything starts.
 
 use std::io::Write;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use clap::{CommandFactory, Parser};
 use diffusion_test_server::{Options, TestServer};
-use diffusion_tokio::{Error, Session, SessionState};
+use diffusion_tokio::{Error, Session, SessionBuilder, SessionProperties, SessionState};
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 
+/// The command line. No `Debug`: it holds the password.
+#[derive(Parser)]
+#[command(
+    name = "session",
+    about = "One Diffusion session: connect, ping, see a system ping answered, close",
+    after_help = "Without --url, a test server embedded in this process (which knows --principal \
+        with --password) pings every second."
+)]
 struct Args {
+    /// Server URL (ws:// or wss://); without it, an embedded test server
+    #[arg(long, value_name = "URL")]
     url: Option<String>,
+    /// Principal to authenticate as; anonymous without it
+    #[arg(long, value_name = "NAME")]
     principal: Option<String>,
+    /// The principal's password (better in the environment than on the command line)
+    #[arg(long, value_name = "TEXT", env = "DIFFUSION_PASSWORD", hide_env_values = true)]
     password: Option<String>,
+    /// Session property to propose (repeatable)
+    #[arg(short = 'p', long = "property", value_name = "KEY=VALUE", value_parser = property)]
     properties: Vec<(String, String)>,
+    /// User pings to send
+    #[arg(long, value_name = "N", default_value_t = 10)]
     pings: usize,
+    /// One JSON object per line on stdout, the events of interop/peers' scripts
+    #[arg(long)]
     json: bool,
 }
 
-const USAGE: &str = "usage: session [--url ws://host:port] [--principal NAME] [--password TEXT] \
-[--property KEY=VALUE]... [--pings N] [--json]";
+/// `KEY=VALUE`, the key checked as the session will check it.
+fn property(text: &str) -> Result<(String, String), String> {
+    let (key, value) = text
+        .split_once('=')
+        .ok_or("a property is KEY=VALUE (there is no '=')")?;
+    SessionProperties::new()
+        .insert(key, value)
+        .map_err(|e| e.to_string())?;
+    Ok((key.to_owned(), value.to_owned()))
+}
 
-fn parse_args() -> Result<Args, String> {
-    let mut args = Args {
-        url: None,
-        principal: None,
-        password: None,
-        properties: Vec::new(),
-        pings: 10,
-        json: false,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value\n{USAGE}"));
-        match flag.as_str() {
-            "--url" => args.url = Some(value()?),
-            "--principal" => args.principal = Some(value()?),
-            "--password" => args.password = Some(value()?),
-            "--property" | "-p" => {
-                let kv = value()?;
-                let (k, v) = kv
-                    .split_once('=')
-                    .ok_or_else(|| format!("--property takes KEY=VALUE, not {kv:?}"))?;
-                args.properties.push((k.to_owned(), v.to_owned()));
-            }
-            "--pings" => {
-                args.pings = value()?
-                    .parse()
-                    .map_err(|_| "--pings takes a number".to_owned())?
-            }
-            "--json" => args.json = true,
-            "--help" | "-h" => return Err(USAGE.to_owned()),
-            other => return Err(format!("unknown flag {other}\n{USAGE}")),
+impl Args {
+    /// A builder for `url` with the credentials and properties asked for.
+    fn builder(&self, url: &str) -> Result<SessionBuilder, Error> {
+        let mut builder = Session::builder(url);
+        if let Some(p) = &self.principal {
+            builder = builder.principal(p.clone());
         }
+        if let Some(pw) = &self.password {
+            builder = builder.password(pw.clone());
+        }
+        for (k, v) in &self.properties {
+            builder = builder.property(k.clone(), v.clone())?;
+        }
+        Ok(builder)
     }
-    Ok(args)
+
+    /// With `--url`, the session, built now: a URL it refuses is a usage error.
+    fn session_for_url(&self) -> Result<Option<Session>, clap::Error> {
+        let Some(url) = &self.url else {
+            return Ok(None);
+        };
+        self.builder(url)
+            .and_then(SessionBuilder::build)
+            .map(Some)
+            .map_err(|e| {
+                Args::command().error(
+                    clap::error::ErrorKind::ValueValidation,
+                    format!("--url {url}: {e}"),
+                )
+            })
+    }
 }
 
 /// Prints either human lines or JSON lines with the peers' event names.
@@ -83,6 +112,14 @@ impl Report {
         }
     }
 
+    /// A run-time error: a JSON line on stdout with --json, and a line on stderr.
+    fn error(&self, fields: Value, human: String) {
+        if self.json {
+            self.event("error", fields, String::new);
+        }
+        eprintln!("session: {human}");
+    }
+
     fn progress(&self, n: usize, total: usize, rtt: Duration) {
         if !self.json {
             print!("\rping {n}/{total}: {} µs   ", rtt.as_micros());
@@ -91,20 +128,22 @@ impl Report {
     }
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    let args = match parse_args() {
-        Ok(a) => a,
-        Err(msg) => {
-            eprintln!("{msg}");
-            return ExitCode::from(2);
-        }
-    };
+fn main() -> ExitCode {
+    // Usage errors (exit 2) and --help (exit 0) before anything starts.
+    let args = Args::parse();
+    let session = args.session_for_url().unwrap_or_else(|e| e.exit());
     let report = Report {
         json: args.json,
         start: Instant::now(),
     };
-    let ok = run(&args, &report).await;
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("session: cannot start a tokio runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let ok = runtime.block_on(run(&args, session, &report));
     report.event("result", json!({"ok": ok}), || {
         if ok {
             "ok".into()
@@ -119,90 +158,64 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(args: &Args, report: &Report) -> bool {
-    // Without --url, a loopback test server in this process, pinging every second so
-    // that a system ping is seen within the run.
-    let mut embedded = None;
-    let url = match &args.url {
-        Some(url) => url.clone(),
-        None => {
-            let mut options = Options {
-                ping_period: Duration::from_secs(1),
-                ..Options::default()
-            };
-            if let (Some(p), Some(pw)) = (&args.principal, &args.password) {
-                options.users.push((p.clone(), pw.clone()));
-            }
-            match TestServer::start(options).await {
-                Ok(server) => {
-                    let url = server.url();
-                    report.event("server", json!({"url": url, "embedded": true}), || {
-                        format!("embedded test server listening on {url}")
-                    });
-                    embedded = Some(server);
-                    url
-                }
-                Err(e) => {
-                    report.event(
-                        "error",
-                        json!({"stage": "server", "message": e.to_string()}),
-                        || format!("could not start the embedded test server: {e}"),
-                    );
-                    return false;
-                }
-            }
+async fn run(args: &Args, session: Option<Session>, report: &Report) -> bool {
+    if let Some(session) = session {
+        let url = args.url.clone().unwrap_or_default();
+        return session_run(args, report, session, &url).await;
+    }
+    // Without --url, a loopback test server in this process, pinging every second so that a
+    // system ping is seen within the run.
+    let mut options = Options {
+        ping_period: Duration::from_secs(1),
+        ..Options::default()
+    };
+    if let (Some(p), Some(pw)) = (&args.principal, &args.password) {
+        options.users.push((p.clone(), pw.clone()));
+    }
+    let server = match TestServer::start(options).await {
+        Ok(server) => server,
+        Err(e) => {
+            report.error(
+                json!({"stage": "server", "message": e.to_string()}),
+                format!("could not start the embedded test server: {e}"),
+            );
+            return false;
         }
     };
-    report.event(
-        "start",
-        json!({"client_version": env!("CARGO_PKG_VERSION"), "url": url, "principal": args.principal,
-               "properties": args.properties.iter().map(|(k, v)| (k.clone(), Value::from(v.clone()))).collect::<serde_json::Map<_, _>>(), "pings": args.pings}),
-        || format!("connecting to {url}"),
-    );
-    let ok = session(args, report, &url).await;
-    if let Some(server) = embedded {
-        server.shutdown().await;
-    }
+    let url = server.url();
+    report.event("server", json!({"url": url, "embedded": true}), || {
+        format!("embedded test server listening on {url}")
+    });
+    let ok = match args.builder(&url).and_then(SessionBuilder::build) {
+        Ok(session) => session_run(args, report, session, &url).await,
+        Err(e) => {
+            error_event(report, "connect", &e);
+            false
+        }
+    };
+    server.shutdown().await;
     ok
 }
 
 fn error_event(report: &Report, stage: &str, e: &Error) {
     let code = e.response_code();
-    report.event(
-        "error",
+    report.error(
         json!({"stage": stage, "error_class": format!("{e:?}").split(['(', ' ', '{']).next().unwrap_or("Error"),
                "message": e.to_string(), "response_code": code.map(|c| c.code())}),
-        || match code {
+        match code {
             Some(code) => format!("error ({stage}): {e}\n  response code {} {}: {}", code.code(), code.name(), code.meaning()),
             None => format!("error ({stage}): {e}"),
         },
     );
 }
 
-async fn session(args: &Args, report: &Report, url: &str) -> bool {
-    let mut builder = Session::builder(url);
-    if let Some(p) = &args.principal {
-        builder = builder.principal(p.clone());
-    }
-    if let Some(pw) = &args.password {
-        builder = builder.password(pw.clone());
-    }
-    for (k, v) in &args.properties {
-        builder = match builder.property(k.clone(), v.clone()) {
-            Ok(b) => b,
-            Err(e) => {
-                error_event(report, "connect", &e);
-                return false;
-            }
-        };
-    }
-    let session = match builder.build() {
-        Ok(s) => s,
-        Err(e) => {
-            error_event(report, "connect", &e);
-            return false;
-        }
-    };
+async fn session_run(args: &Args, report: &Report, session: Session, url: &str) -> bool {
+    report.event(
+        "start",
+        json!({"client_version": env!("CARGO_PKG_VERSION"), "url": url, "principal": args.principal,
+               "properties": args.properties.iter().map(|(k, v)| (k.clone(), Value::from(v.clone()))).collect::<serde_json::Map<_, _>>(), "pings": args.pings}),
+        || format!("connecting to {url}"),
+    );
     let mut changes = Box::pin(session.state_changes());
     let started = Instant::now();
     let connected = session.connect().await;
@@ -314,4 +327,89 @@ fn summary(report: &Report, rtts: &mut [u64], failed: usize) {
             )
         },
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Args, clap::Error> {
+        Args::try_parse_from(std::iter::once("session").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Args::command().debug_assert();
+    }
+
+    #[test]
+    fn help_is_a_result_on_stdout_with_every_flag_and_its_default() {
+        let help = parse(&["--help"]).err().unwrap();
+        assert_eq!(help.kind(), clap::error::ErrorKind::DisplayHelp);
+        assert_eq!(help.exit_code(), 0);
+        assert!(!help.use_stderr());
+        let text = help.render().to_string();
+        for flag in [
+            "--url <URL>",
+            "--principal <NAME>",
+            "--password <TEXT>",
+            "--property <KEY=VALUE>",
+            "--pings <N>",
+            "--json",
+        ] {
+            assert_eq!(
+                text.lines().filter(|l| l.contains(flag)).count(),
+                1,
+                "{flag}\n{text}"
+            );
+        }
+        assert!(
+            text.contains("[default: 10]") && text.contains("[env: DIFFUSION_PASSWORD"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn usage_errors_exit_2_on_stderr() {
+        for bad in [
+            &["--verbose"][..],
+            &["--pings", "many"],
+            &["--property", "="],
+            &["--property", "no-equals-sign"],
+            &["--property", "a b=c"],
+        ] {
+            let Err(e) = parse(bad) else {
+                panic!("{bad:?} parsed")
+            };
+            assert_eq!((e.exit_code(), e.use_stderr()), (2, true), "{bad:?}: {e}");
+        }
+        let args = parse(&["-p", "region=eu=west", "--property", "$Country=UK"]).unwrap();
+        assert_eq!(
+            args.properties,
+            [
+                ("region".into(), "eu=west".into()),
+                ("$Country".into(), "UK".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn a_url_the_session_refuses_is_a_usage_error_before_anything_starts() {
+        for bad in ["http://127.0.0.1:8080", "127.0.0.1:8080", ""] {
+            let args = parse(&["--url", bad]).unwrap();
+            let e = args.session_for_url().err().unwrap();
+            assert_eq!((e.exit_code(), e.use_stderr()), (2, true), "{bad:?}: {e}");
+        }
+        let args = parse(&[
+            "--url",
+            "ws://127.0.0.1:8080",
+            "--principal",
+            "admin",
+            "--password",
+            "pw",
+        ])
+        .unwrap();
+        assert!(args.session_for_url().unwrap().is_some());
+        assert!(parse(&[]).unwrap().session_for_url().unwrap().is_none());
+    }
 }
