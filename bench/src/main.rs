@@ -15,6 +15,8 @@ mod stats;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser};
 use std::time::{Duration, Instant};
 
 use crate::clients::{measure_connects, measure_pings, measure_rates, Runtimes};
@@ -23,31 +25,6 @@ use crate::peers::{PeerRun, Peers, Which};
 use crate::rows::Results;
 use crate::servers::{Kind, ServerProcess};
 use crate::stats::thousands;
-
-const USAGE: &str = "\
-e2e: end-to-end benchmarks of diffusion-rs against its loopback test server
-
-USAGE: cargo run --release -p diffusion-bench --bin e2e -- [OPTIONS]
-
-OPTIONS:
-  --quick               a quick run: 1000 pings, 10 connects, 0.3 s per rate, 1000 sessions
-  --pings N             measured pings per client (default 10000)
-  --warmup N            pings before measuring, per client of ours and the floor (default 1000)
-  --rounds N            our clients and the floors take turns in N rounds (default 10)
-  --connects N          warm connects per client (default 100)
-  --duration-ms N       how long each pipelined rate is measured, 3 times (default 1000)
-  --sessions N          idle sessions for the memory row (default 10000; 0 skips it)
-  --peers-dir DIR       where the official clients are (or get) installed
-                        (default $DIFFUSION_PEERS_DIR, else /tmp/peers)
-  --peers-scripts DIR   the peers scripts (default $DIFFUSION_PEERS_SCRIPTS, else interop/peers)
-  --no-peers            skip the official clients
-  --out FILE            where to write the report (default BENCHMARKS.md in the workspace)
-  --no-write            print the table only
-  --cpus-may-idle       do not hold CPU idle states off through /dev/cpu_dma_latency while
-                        measuring (on a virtual machine, waking an idle CPU costs more than
-                        a loopback round trip)
-  --help                this text
-";
 
 /// The workspace root (this crate's parent folder), for the default paths.
 fn workspace() -> PathBuf {
@@ -79,98 +56,118 @@ impl Opts {
     }
 }
 
+/// The command line.
+#[derive(Parser)]
+#[command(
+    name = "e2e",
+    about = "End-to-end benchmarks of diffusion-rs against its loopback test server",
+    override_usage = "cargo run --release -p diffusion-bench --bin e2e -- [OPTIONS]"
+)]
+struct Cli {
+    /// A quick run: 1000 pings, 200 warm-up pings, 10 connects, 0.3 s per rate, 1000 sessions
+    #[arg(long)]
+    quick: bool,
+    /// Measured pings per client [default: 10000]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(usize))]
+    pings: Option<usize>,
+    /// Pings before measuring, per client of ours and the floor [default: 1000]
+    #[arg(long, value_name = "N")]
+    warmup: Option<usize>,
+    /// Our clients and the floors take turns in N rounds
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    rounds: usize,
+    /// Warm connects per client [default: 100]
+    #[arg(long, value_name = "N")]
+    connects: Option<usize>,
+    /// How long each pipelined rate is measured, 3 times [default: 1000]
+    #[arg(long, value_name = "N")]
+    duration_ms: Option<u64>,
+    /// Idle sessions for the memory row; 0 skips it [default: 10000]
+    #[arg(long, value_name = "N")]
+    sessions: Option<usize>,
+    /// Where the official clients are (or get) installed [default: $DIFFUSION_PEERS_DIR, else /tmp/peers]
+    #[arg(long, value_name = "DIR")]
+    peers_dir: Option<PathBuf>,
+    /// The peers scripts [default: $DIFFUSION_PEERS_SCRIPTS, else interop/peers]
+    #[arg(long, value_name = "DIR")]
+    peers_scripts: Option<PathBuf>,
+    /// Skip the official clients
+    #[arg(long)]
+    no_peers: bool,
+    /// Where to write the report [default: BENCHMARKS.md in the workspace]
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// Print the table only
+    #[arg(long, conflicts_with = "out")]
+    no_write: bool,
+    /// Leave CPU idle states alone (by default /dev/cpu_dma_latency holds them off while measuring)
+    #[arg(long)]
+    cpus_may_idle: bool,
+    /// Child process: serve KIND (test-server or echo) and print its URL
+    #[arg(long, value_name = "KIND", hide = true)]
+    serve: Option<String>,
+    /// Child process: hold N idle sessions to URL and print their memory
+    #[arg(long, num_args = 2, value_names = ["N", "URL"], hide = true)]
+    idle_child: Option<Vec<String>>,
+}
+
 /// What this process is asked to be.
 enum Mode {
     Run(Box<Opts>),
     Serve(Kind),
     IdleChild { sessions: usize, url: String },
-    Help,
 }
 
-fn number<T: std::str::FromStr>(flag: &str, value: Option<String>) -> Result<T, String> {
-    let value = value.ok_or_else(|| format!("{flag} needs a value"))?;
-    value
-        .parse()
-        .map_err(|_| format!("{flag}: {value:?} is not a valid number"))
-}
-
-fn parse_args(args: Vec<String>) -> Result<Mode, String> {
-    let quick = args.iter().any(|a| a == "--quick");
-    let mut opts = Opts {
-        pings: if quick { 1000 } else { 10_000 },
-        warmup: if quick { 200 } else { 1000 },
-        rounds: 10,
-        connects: if quick { 10 } else { 100 },
-        duration: Duration::from_millis(if quick { 300 } else { 1000 }),
-        sessions: if quick { 1000 } else { 10_000 },
-        peers: Some(Peers {
-            dir: peers::default_dir(),
-            scripts: peers::default_scripts(&workspace()),
-        }),
-        out: Some(workspace().join("BENCHMARKS.md")),
-        hold_cpus_awake: true,
-        given: args.clone(),
-    };
-    let mut it = args.into_iter();
-    while let Some(flag) = it.next() {
-        match flag.as_str() {
-            "--help" | "-h" => return Ok(Mode::Help),
-            "--serve" => {
-                let name = it.next().unwrap_or_default();
-                return Kind::from_name(&name)
-                    .map(Mode::Serve)
-                    .ok_or_else(|| format!("--serve: unknown server {name:?}"));
-            }
-            "--idle-child" => {
-                let sessions = number(&flag, it.next())?;
-                let url = it.next().ok_or("--idle-child N URL")?;
-                return Ok(Mode::IdleChild { sessions, url });
-            }
-            "--quick" => {}
-            "--pings" => opts.pings = number(&flag, it.next())?,
-            "--warmup" => opts.warmup = number(&flag, it.next())?,
-            "--rounds" => opts.rounds = number::<usize>(&flag, it.next())?.max(1),
-            "--connects" => opts.connects = number(&flag, it.next())?,
-            "--duration-ms" => opts.duration = Duration::from_millis(number(&flag, it.next())?),
-            "--sessions" => opts.sessions = number(&flag, it.next())?,
-            "--peers-dir" => {
-                let dir = it.next().ok_or("--peers-dir needs a value")?;
-                if let Some(p) = &mut opts.peers {
-                    p.dir = dir.into();
-                }
-            }
-            "--peers-scripts" => {
-                let dir = it.next().ok_or("--peers-scripts needs a value")?;
-                if let Some(p) = &mut opts.peers {
-                    p.scripts = dir.into();
-                }
-            }
-            "--no-peers" => opts.peers = None,
-            "--out" => opts.out = Some(it.next().ok_or("--out needs a value")?.into()),
-            "--no-write" => opts.out = None,
-            "--cpus-may-idle" => opts.hold_cpus_awake = false,
-            other => return Err(format!("unknown option {other:?}; see --help")),
+impl Cli {
+    fn mode(self, given: Vec<String>) -> Result<Mode, String> {
+        if let Some(name) = self.serve {
+            return Kind::from_name(&name)
+                .map(Mode::Serve)
+                .ok_or_else(|| format!("--serve: unknown server {name:?}"));
         }
+        if let Some([sessions, url]) = self.idle_child.as_deref() {
+            let sessions = sessions
+                .parse()
+                .map_err(|_| format!("--idle-child: {sessions:?} is not a number"))?;
+            return Ok(Mode::IdleChild {
+                sessions,
+                url: url.clone(),
+            });
+        }
+        let quick = self.quick;
+        let pings = self.pings.unwrap_or(if quick { 1000 } else { 10_000 });
+        if pings == 0 {
+            return Err("--pings must be at least 1".into());
+        }
+        let peers = (!self.no_peers).then(|| Peers {
+            dir: self.peers_dir.unwrap_or_else(peers::default_dir),
+            scripts: self
+                .peers_scripts
+                .unwrap_or_else(|| peers::default_scripts(&workspace())),
+        });
+        Ok(Mode::Run(Box::new(Opts {
+            pings,
+            warmup: self.warmup.unwrap_or(if quick { 200 } else { 1000 }),
+            rounds: self.rounds.max(1),
+            connects: self.connects.unwrap_or(if quick { 10 } else { 100 }),
+            duration: Duration::from_millis(self.duration_ms.unwrap_or(if quick { 300 } else { 1000 })),
+            sessions: self.sessions.unwrap_or(if quick { 1000 } else { 10_000 }),
+            peers,
+            out: (!self.no_write).then(|| self.out.unwrap_or_else(|| workspace().join("BENCHMARKS.md"))),
+            hold_cpus_awake: !self.cpus_may_idle,
+            given,
+        })))
     }
-    if opts.pings == 0 {
-        return Err("--pings must be at least 1".into());
-    }
-    Ok(Mode::Run(Box::new(opts)))
 }
 
 fn main() -> ExitCode {
-    let mode = match parse_args(std::env::args().skip(1).collect()) {
+    let mode = match Cli::parse().mode(std::env::args().skip(1).collect()) {
         Ok(mode) => mode,
-        Err(e) => {
-            eprintln!("e2e: {e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => Cli::command()
+            .error(clap::error::ErrorKind::ValueValidation, e)
+            .exit(),
     };
     let result = match mode {
-        Mode::Help => {
-            print!("{USAGE}");
-            Ok(())
-        }
         Mode::Serve(kind) => servers::serve(kind),
         Mode::IdleChild { sessions, url } => idle::child(&url, sessions),
         Mode::Run(opts) => run(&opts),
