@@ -35,6 +35,11 @@ pub use diffusion_client::{
     ServiceId, SessionData, SessionError, SessionId, SessionProperties, SessionState, StateChange,
 };
 
+/// The rustls this crate is built with (feature `rustls`), for `tls_config`: naming it
+/// through this re-export keeps your rustls types the same version as ours.
+#[cfg(feature = "rustls")]
+pub use rustls;
+
 /// Implements the runtime adapter for one executor's `spawn`; sockets and timers are the
 /// same futures-io ones for both.
 #[cfg(any(feature = "async-std", feature = "smol"))]

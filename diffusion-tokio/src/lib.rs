@@ -33,6 +33,11 @@ pub use diffusion_client::{
     ServiceId, SessionData, SessionError, SessionId, SessionProperties, SessionState, StateChange,
 };
 
+/// The rustls this crate is built with (feature `rustls`), for `tls_config`: naming it
+/// through this re-export keeps your rustls types the same version as ours.
+#[cfg(feature = "rustls")]
+pub use rustls;
+
 /// The tokio runtime adapter.
 #[derive(Debug, Clone, Copy)]
 pub struct Tokio;
