@@ -94,8 +94,10 @@ fn run_to_end(args: &[&str]) -> (Option<i32>, String, String) {
     (out.status.code(), text(out.stdout), text(out.stderr))
 }
 
-/// The response code a protocol-25 connection with these credentials gets.
-async fn connection_code(port: u64, principal: &str, password: &str) -> u8 {
+type Ws = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+
+/// A protocol-25 connection with these credentials, and its connection response.
+async fn connect_v25(port: u64, principal: &str, password: &str) -> (Ws, Vec<u8>) {
     let mut params = ConnectionParams::new(ProtocolVersion::V25);
     params.principal = Some(principal.into());
     params.credentials = Credentials::password(password);
@@ -113,7 +115,12 @@ async fn connection_code(port: u64, principal: &str, password: &str) -> u8 {
     let Some(Ok(WsMessage::Binary(response))) = ws.next().await else {
         panic!("no connection response");
     };
-    response[2]
+    (ws, response.to_vec())
+}
+
+/// The response code a protocol-25 connection with these credentials gets.
+async fn connection_code(port: u64, principal: &str, password: &str) -> u8 {
+    connect_v25(port, principal, password).await.1[2]
 }
 
 async fn tcp(port: u64) -> tokio::net::TcpStream {
@@ -130,23 +137,7 @@ async fn program_logs_json_lines_and_stops_on_sigterm() {
     let port = listening["port"].as_u64().unwrap();
     assert_eq!(listening["url"], format!("ws://127.0.0.1:{port}"));
 
-    let mut params = ConnectionParams::new(ProtocolVersion::V25);
-    params.principal = Some("bob".into());
-    params.credentials = Credentials::password("secret");
-    let mut request = format!("ws://127.0.0.1:{port}/diffusion")
-        .into_client_request()
-        .unwrap();
-    for (name, value) in params.to_headers() {
-        request
-            .headers_mut()
-            .insert(name, HeaderValue::from_str(&value).unwrap());
-    }
-    let (mut ws, _) = tokio_tungstenite::client_async(request, tcp(port).await)
-        .await
-        .unwrap();
-    let Some(Ok(WsMessage::Binary(response))) = ws.next().await else {
-        panic!("no connection response");
-    };
+    let (mut ws, response) = connect_v25(port, "bob", "secret").await;
     assert_eq!(response.len(), 55);
     ws.send(WsMessage::Binary(vec![0x00, 0x38, 0x05].into()))
         .await
