@@ -32,8 +32,8 @@ pub use client::{
 pub use credentials::{Credentials, CredentialsError};
 pub use message::{ErrorReason, Message, MessageError, ServiceId};
 pub use messaging::{
-    DeregisterHandlerRequest, HandlerRequest, MessagingResponse, RegisterHandlerRequest, SendRequest,
-    SendToSessionRequest,
+    DeregisterHandlerRequest, HandlerKey, HandlerRequest, MessagingValue, RegisterHandlerRequest,
+    SendRequest, SendToSessionRequest,
 };
 pub use properties::{PropertyError, SessionProperties};
 pub use reconnect::{Backoff, FixedDelay, ReconnectAction, ReconnectConfig, ReconnectStrategy};

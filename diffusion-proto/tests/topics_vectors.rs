@@ -11,12 +11,13 @@ use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 
 use bytes::Bytes;
+use diffusion_proto::message::type_code;
 use diffusion_proto::{
     apply_delta, produce_delta, AddAndSetTopicRequest, AddTopicRequest, AddTopicResult, ConstraintOperator,
     ConstraintValueType, DataType, EmptyPayload, EncodeValue, ErrorReason, FetchRequest, FetchResponse,
-    HandlerRequest, Message, MessagingResponse, NotifySubscription, NotifyUnsubscription,
-    PartialJsonCondition, ProtocolVersion, RegisterHandlerRequest, RemoveTopicsRequest, RemoveTopicsResponse,
-    Selector, SelectorKind, SendRequest, ServiceId, ServicePayload, SetTopicRequest, SubscribeRequest,
+    HandlerRequest, Message, MessagingValue, NotifySubscription, NotifyUnsubscription, PartialJsonCondition,
+    ProtocolVersion, RegisterHandlerRequest, RemoveTopicsRequest, RemoveTopicsResponse, Selector,
+    SelectorKind, SendRequest, ServiceId, ServicePayload, SetTopicRequest, SubscribeRequest,
     TopicSpecification, TopicType, TopicValue, UnsubscribeReason, UnsubscribeRequest, UpdateConstraint,
     ValueCondition,
 };
@@ -318,13 +319,14 @@ fn request_fields(service: ServiceId, payload: &[u8], v: ProtocolVersion) -> J {
         }
         ServiceId::MESSAGING_SEND => {
             let r: SendRequest = exact(payload, v, &what);
-            json!({ "path": r.path, "datatype": r.datatype, "value": hex(&r.value) })
+            json!({ "path": r.path, "datatype": r.value.datatype, "value": hex(&r.value.value) })
         }
         ServiceId::MESSAGING_RECEIVER_CONTROL_REGISTRATION => {
             let r: RegisterHandlerRequest = exact(payload, v, &what);
+            let h = r.handler;
             json!({
-                "handler_service": r.service.0, "control_group": r.control_group, "path": r.path,
-                "property_keys": r.property_keys, "registration_cid": r.registration_cid,
+                "handler_service": h.service.0, "control_group": h.control_group, "path": h.path,
+                "property_keys": h.property_keys, "registration_cid": r.registration_cid,
             })
         }
         other => panic!("no decoding recorded for {other}"),
@@ -385,7 +387,7 @@ fn check_recorded_answer(frame_hex: &str, decoded: &J) {
         panic!("{frame_hex} is not a response");
     };
     assert_eq!(Some(cid), decoded["cid"].as_i64());
-    let response: MessagingResponse = exact(&payload, ProtocolVersion::V25, "handler answer");
+    let response: MessagingValue = exact(&payload, ProtocolVersion::V25, "handler answer");
     assert_eq!(
         json!({ "datatype": response.datatype, "value": hex(&response.value) }),
         json!({ "datatype": decoded["datatype"], "value": decoded["value"] })
@@ -518,13 +520,12 @@ fn official_encoder_outputs_match_ours() {
             }
             .to_bytes(v),
             AddTopicResult::Exists.to_bytes(v),
-            SendRequest::new(
-                "svc/echo",
-                DataType::Json,
-                Bytes::from_static(b"\xbf\x61q\x07\xff"),
-            )
+            SendRequest {
+                path: "svc/echo".into(),
+                value: MessagingValue::new(DataType::Json, Bytes::from_static(b"\xbf\x61q\x07\xff")),
+            }
             .to_bytes(v),
-            MessagingResponse::new(DataType::Json, Bytes::from_static(b"\xbf\x61q\x07\xff")).to_bytes(v),
+            MessagingValue::new(DataType::Json, Bytes::from_static(b"\xbf\x61q\x07\xff")).to_bytes(v),
             RemoveTopicsRequest {
                 selector: ">t/binary".into(),
             }
@@ -630,7 +631,12 @@ fn replay(scenario: &J) -> Observed {
         previous_request = Some(frame_hex);
         let message =
             Message::decode(&Bytes::from(unhex(frame_hex))).unwrap_or_else(|e| panic!("{frame_hex}: {e}"));
-        assert_eq!(Some(text(&frame["type"])), message_type(&message), "{frame_hex}");
+        let kind = text(&frame["type"]);
+        let code = MESSAGE_TYPES
+            .iter()
+            .find(|(name, _)| *name == kind)
+            .map(|(_, code)| *code);
+        assert_eq!(Some(message.type_code()), code, "{frame_hex}");
         seen.frames += 1;
         match message {
             Message::ServiceRequest {
@@ -700,19 +706,16 @@ fn replay(scenario: &J) -> Observed {
     seen
 }
 
-fn message_type(message: &Message) -> Option<&'static str> {
-    #[allow(unreachable_patterns)] // Message may grow.
-    Some(match message {
-        Message::ServiceRequest { .. } => "SERVICE_REQUEST",
-        Message::ServiceResponse { .. } => "SERVICE_RESPONSE",
-        Message::ServiceError { .. } => "SERVICE_ERROR",
-        Message::TopicValue { .. } => "TOPIC_VALUE",
-        Message::TopicDelta { .. } => "TOPIC_DELTA",
-        Message::Abort => "ABORT",
-        Message::CloseRequest => "CLOSE_REQUEST",
-        _ => return None,
-    })
-}
+/// The type names of the transcripts.
+const MESSAGE_TYPES: [(&str, u8); 7] = [
+    ("SERVICE_REQUEST", type_code::SERVICE_REQUEST),
+    ("SERVICE_RESPONSE", type_code::SERVICE_RESPONSE),
+    ("SERVICE_ERROR", type_code::SERVICE_ERROR),
+    ("TOPIC_VALUE", type_code::TOPIC_VALUE),
+    ("TOPIC_DELTA", type_code::TOPIC_DELTA),
+    ("ABORT", type_code::ABORT),
+    ("CLOSE_REQUEST", type_code::CLOSE_REQUEST),
+];
 
 /// A server → client request: notifications and forwarded messaging requests.
 fn replay_server_request(
@@ -777,7 +780,7 @@ fn replay_response(service: ServiceId, payload: &[u8], v: ProtocolVersion, seen:
             }
         }
         ServiceId::MESSAGING_SEND | ServiceId::MESSAGING_RECEIVER_CLIENT => {
-            let r: MessagingResponse = exact(payload, v, &what);
+            let r: MessagingValue = exact(payload, v, &what);
             seen.responses.push(decode_value(
                 r.data_type().unwrap_or_else(|| panic!("{r:?}")),
                 &r.value,
@@ -856,7 +859,10 @@ fn both_transcripts_replay_frame_by_frame() {
         let handled = events(scenario, "handler", "handler_request");
         assert_eq!(seen.handler_requests.len(), 1, "{name}");
         let request = &seen.handler_requests[0];
-        let value = decode_value(request.data_type().unwrap_or(DataType::Binary), &request.value);
+        let value = decode_value(
+            request.value.data_type().unwrap_or(DataType::Binary),
+            &request.value.value,
+        );
         assert_eq!(value, handled[0]["value"], "{name}");
         let sender = handled[0]
             .get("session_id")

@@ -1,17 +1,48 @@
 //! Request handlers (TOPICS.md §7.2, §7.3): registration (97) and deregistration (98) of a
 //! handler for a path, and the requests the server forwards to it (88).
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 
-use super::request::{put_typed_value, read_typed_value, MessagingResponse};
+use super::value::MessagingValue;
 use crate::message::ServiceId;
 use crate::response::{ProtocolVersion, SessionId};
 use crate::topics::codec::{
     decode_all, put_properties, put_session_id, put_string_list, read_session_id, read_string,
     read_string_list, Field, PayloadError, ServiceCall, ServicePayload,
 };
-use crate::topics::{DataType, EmptyPayload};
+use crate::topics::EmptyPayload;
 use crate::wire::{self, Reader};
+
+/// What names a handler registration, in registration and deregistration alike.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct HandlerKey {
+    /// The service the server forwards requests with: MESSAGING_RECEIVER_CLIENT (88).
+    pub service: ServiceId,
+    /// The control group: `""` from the Python client, `"default"` from the JavaScript one.
+    pub control_group: String,
+    /// The path handled.
+    pub path: String,
+    /// The session properties of the requester the handler receives.
+    pub property_keys: Vec<String>,
+}
+
+impl HandlerKey {
+    fn encode(&self, out: &mut BytesMut) {
+        wire::put_varint_i32(out, self.service.0);
+        wire::put_string(out, &self.control_group);
+        wire::put_string(out, &self.path);
+        put_string_list(out, &self.property_keys);
+    }
+
+    fn read(r: &mut Reader<'_>) -> Result<Self, PayloadError> {
+        Ok(HandlerKey {
+            service: ServiceId(r.varint_i32().field("handler service")?),
+            control_group: read_string(r, "control group")?,
+            path: read_string(r, "handler path")?,
+            property_keys: read_string_list(r, "property keys")?,
+        })
+    }
+}
 
 /// MESSAGING_RECEIVER_CONTROL_REGISTRATION (97): register a handler for requests to a
 /// path. The registration cid is a conversation the client keeps open for the
@@ -30,14 +61,8 @@ use crate::wire::{self, Reader};
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegisterHandlerRequest {
-    /// The service the server forwards requests with: MESSAGING_RECEIVER_CLIENT (88).
-    pub service: ServiceId,
-    /// The control group: `""` from the Python client, `"default"` from the JavaScript one.
-    pub control_group: String,
-    /// The path handled.
-    pub path: String,
-    /// The session properties of the requester the handler receives.
-    pub property_keys: Vec<String>,
+    /// The registration.
+    pub handler: HandlerKey,
     /// The conversation that forwarded requests name.
     pub registration_cid: i64,
 }
@@ -51,10 +76,12 @@ impl RegisterHandlerRequest {
         registration_cid: i64,
     ) -> Self {
         RegisterHandlerRequest {
-            service: ServiceId::MESSAGING_RECEIVER_CLIENT,
-            control_group: control_group.into(),
-            path: path.into(),
-            property_keys,
+            handler: HandlerKey {
+                service: ServiceId::MESSAGING_RECEIVER_CLIENT,
+                control_group: control_group.into(),
+                path: path.into(),
+                property_keys,
+            },
             registration_cid,
         }
     }
@@ -62,25 +89,15 @@ impl RegisterHandlerRequest {
 
 impl ServicePayload for RegisterHandlerRequest {
     fn encode(&self, out: &mut BytesMut, _version: ProtocolVersion) -> Result<(), PayloadError> {
-        put_handler_key(
-            out,
-            self.service,
-            &self.control_group,
-            &self.path,
-            &self.property_keys,
-        );
+        self.handler.encode(out);
         wire::put_varint_i64(out, self.registration_cid);
         Ok(())
     }
 
     fn decode(payload: &[u8], _version: ProtocolVersion) -> Result<Self, PayloadError> {
         decode_all(payload, |r| {
-            let (service, control_group, path, property_keys) = read_handler_key(r)?;
             Ok(RegisterHandlerRequest {
-                service,
-                control_group,
-                path,
-                property_keys,
+                handler: HandlerKey::read(r)?,
                 registration_cid: r.varint_i64().field("registration cid")?,
             })
         })
@@ -92,51 +109,24 @@ impl ServiceCall for RegisterHandlerRequest {
     type Response = EmptyPayload;
 }
 
-/// MESSAGING_RECEIVER_CONTROL_DEREGISTRATION (98): remove a handler; the registration's
-/// fields without its cid.
+/// MESSAGING_RECEIVER_CONTROL_DEREGISTRATION (98): remove a handler, named as it was
+/// registered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeregisterHandlerRequest {
-    /// The service of the registration (88).
-    pub service: ServiceId,
-    /// The control group of the registration.
-    pub control_group: String,
-    /// The path of the registration.
-    pub path: String,
-    /// The property keys of the registration.
-    pub property_keys: Vec<String>,
-}
-
-impl From<&RegisterHandlerRequest> for DeregisterHandlerRequest {
-    fn from(registration: &RegisterHandlerRequest) -> Self {
-        DeregisterHandlerRequest {
-            service: registration.service,
-            control_group: registration.control_group.clone(),
-            path: registration.path.clone(),
-            property_keys: registration.property_keys.clone(),
-        }
-    }
+    /// The registration to remove.
+    pub handler: HandlerKey,
 }
 
 impl ServicePayload for DeregisterHandlerRequest {
     fn encode(&self, out: &mut BytesMut, _version: ProtocolVersion) -> Result<(), PayloadError> {
-        put_handler_key(
-            out,
-            self.service,
-            &self.control_group,
-            &self.path,
-            &self.property_keys,
-        );
+        self.handler.encode(out);
         Ok(())
     }
 
     fn decode(payload: &[u8], _version: ProtocolVersion) -> Result<Self, PayloadError> {
         decode_all(payload, |r| {
-            let (service, control_group, path, property_keys) = read_handler_key(r)?;
             Ok(DeregisterHandlerRequest {
-                service,
-                control_group,
-                path,
-                property_keys,
+                handler: HandlerKey::read(r)?,
             })
         })
     }
@@ -147,26 +137,8 @@ impl ServiceCall for DeregisterHandlerRequest {
     type Response = EmptyPayload;
 }
 
-fn put_handler_key(out: &mut BytesMut, service: ServiceId, control_group: &str, path: &str, keys: &[String]) {
-    wire::put_varint_i32(out, service.0);
-    wire::put_string(out, control_group);
-    wire::put_string(out, path);
-    put_string_list(out, keys);
-}
-
-type HandlerKey = (ServiceId, String, String, Vec<String>);
-
-fn read_handler_key(r: &mut Reader<'_>) -> Result<HandlerKey, PayloadError> {
-    Ok((
-        ServiceId(r.varint_i32().field("handler service")?),
-        read_string(r, "control group")?,
-        read_string(r, "handler path")?,
-        read_string_list(r, "property keys")?,
-    ))
-}
-
 /// MESSAGING_RECEIVER_CLIENT (88), server → client: a request forwarded to the handler
-/// registered under `registration_cid`. The handler answers with a [`MessagingResponse`],
+/// registered under `registration_cid`. The handler answers with a [`MessagingValue`],
 /// or a SERVICE_ERROR (9003 rejected, 105 handler failed).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HandlerRequest {
@@ -178,17 +150,8 @@ pub struct HandlerRequest {
     pub path: String,
     /// The sender's session properties the registration asked for.
     pub properties: Vec<(String, String)>,
-    /// The request's datatype name.
-    pub datatype: String,
-    /// The encoded request value.
-    pub value: Bytes,
-}
-
-impl HandlerRequest {
-    /// The request's datatype, if its name is a known one.
-    pub fn data_type(&self) -> Option<DataType> {
-        DataType::from_name(&self.datatype)
-    }
+    /// The request value.
+    pub value: MessagingValue,
 }
 
 impl ServicePayload for HandlerRequest {
@@ -197,7 +160,7 @@ impl ServicePayload for HandlerRequest {
         put_session_id(out, self.sender);
         wire::put_string(out, &self.path);
         put_properties(out, &self.properties);
-        put_typed_value(out, &self.datatype, &self.value);
+        self.value.put(out);
         Ok(())
     }
 
@@ -207,14 +170,12 @@ impl ServicePayload for HandlerRequest {
             let sender = read_session_id(r, "sender session id")?;
             let path = read_string(r, "message path")?;
             let properties = r.string_map().field("session properties")?;
-            let (datatype, value) = read_typed_value(r)?;
             Ok(HandlerRequest {
                 registration_cid,
                 sender,
                 path,
                 properties,
-                datatype,
-                value,
+                value: MessagingValue::read(r)?,
             })
         })
     }
@@ -222,7 +183,7 @@ impl ServicePayload for HandlerRequest {
 
 impl ServiceCall for HandlerRequest {
     const SERVICE: ServiceId = ServiceId::MESSAGING_RECEIVER_CLIENT;
-    type Response = MessagingResponse;
+    type Response = MessagingValue;
 }
 
 #[cfg(test)]
@@ -235,7 +196,9 @@ mod tests {
     #[test]
     fn deregistration_repeats_the_registration_without_its_cid() {
         let registration = RegisterHandlerRequest::new("svc/echo", "default", vec!["Team".into()], 1);
-        let deregistration = DeregisterHandlerRequest::from(&registration);
+        let deregistration = DeregisterHandlerRequest {
+            handler: registration.handler.clone(),
+        };
         let registered = registration
             .to_bytes(ProtocolVersion::V29)
             .map(|b| b.to_vec())
@@ -261,8 +224,7 @@ mod tests {
                 sender: SessionId { server, value: value_part },
                 path,
                 properties,
-                datatype: "json".into(),
-                value: value.into(),
+                value: MessagingValue { datatype: "json".into(), value: value.into() },
             };
             for version in VERSIONS {
                 prop_assert_eq!(request.to_bytes(version).and_then(|b| HandlerRequest::decode(&b, version)), Ok(request.clone()));

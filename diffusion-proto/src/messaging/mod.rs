@@ -6,6 +6,8 @@
 
 mod handler;
 mod request;
+mod value;
 
-pub use handler::{DeregisterHandlerRequest, HandlerRequest, RegisterHandlerRequest};
-pub use request::{MessagingResponse, SendRequest, SendToSessionRequest};
+pub use handler::{DeregisterHandlerRequest, HandlerKey, HandlerRequest, RegisterHandlerRequest};
+pub use request::{SendRequest, SendToSessionRequest};
+pub use value::MessagingValue;

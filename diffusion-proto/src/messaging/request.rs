@@ -1,15 +1,14 @@
 //! Requests to a path (MESSAGING_SEND 85, both directions) and to one session
-//! (MESSAGING_RECEIVER_SERVER 86), and the datatype + bytes response all of them share.
+//! (MESSAGING_RECEIVER_SERVER 86).
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 
+use super::value::MessagingValue;
 use crate::message::ServiceId;
 use crate::response::{ProtocolVersion, SessionId};
 use crate::topics::codec::{
-    decode_all, put_session_id, read_bytes, read_session_id, read_string, PayloadError, ServiceCall,
-    ServicePayload,
+    decode_all, put_session_id, read_session_id, read_string, PayloadError, ServiceCall, ServicePayload,
 };
-use crate::topics::DataType;
 use crate::wire::{self, Reader};
 
 /// MESSAGING_SEND (85): a request to the handler of a path (client → server), or a request
@@ -17,55 +16,37 @@ use crate::wire::{self, Reader};
 ///
 /// ```
 /// use bytes::Bytes;
-/// use diffusion_proto::{DataType, ProtocolVersion, SendRequest, ServicePayload};
+/// use diffusion_proto::{DataType, MessagingValue, ProtocolVersion, SendRequest, ServicePayload};
 ///
-/// let request = SendRequest::new("svc/echo", DataType::Json, Bytes::from_static(&[0xbf, 0x61, 0x71, 0x07, 0xff]));
+/// let request = SendRequest {
+///     path: "svc/echo".into(),
+///     value: MessagingValue::new(DataType::Json, Bytes::from_static(&[0xbf, 0x61, 0x71, 0x07, 0xff])),
+/// };
 /// let bytes = request.to_bytes(ProtocolVersion::V25)?;
 /// assert_eq!(&bytes[..], b"\x08svc/echo\x04json\x05\xbf\x61\x71\x07\xff");
-/// assert_eq!(SendRequest::decode(&bytes, ProtocolVersion::V29)?.data_type(), Some(DataType::Json));
+/// assert_eq!(SendRequest::decode(&bytes, ProtocolVersion::V29)?, request);
 /// # Ok::<(), diffusion_proto::PayloadError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SendRequest {
     /// The path the request is for.
     pub path: String,
-    /// The request's datatype name (§7.5), as received.
-    pub datatype: String,
-    /// The encoded request value.
-    pub value: Bytes,
-}
-
-impl SendRequest {
-    /// A request to `path` with a value of `data_type`.
-    pub fn new(path: impl Into<String>, data_type: DataType, value: Bytes) -> Self {
-        SendRequest {
-            path: path.into(),
-            datatype: data_type.name().to_owned(),
-            value,
-        }
-    }
-
-    /// The request's datatype, if its name is a known one.
-    pub fn data_type(&self) -> Option<DataType> {
-        DataType::from_name(&self.datatype)
-    }
+    /// The request value.
+    pub value: MessagingValue,
 }
 
 impl ServicePayload for SendRequest {
     fn encode(&self, out: &mut BytesMut, _version: ProtocolVersion) -> Result<(), PayloadError> {
         wire::put_string(out, &self.path);
-        put_typed_value(out, &self.datatype, &self.value);
+        self.value.put(out);
         Ok(())
     }
 
     fn decode(payload: &[u8], _version: ProtocolVersion) -> Result<Self, PayloadError> {
         decode_all(payload, |r| {
-            let path = read_string(r, "message path")?;
-            let (datatype, value) = read_typed_value(r)?;
             Ok(SendRequest {
-                path,
-                datatype,
-                value,
+                path: read_string(r, "message path")?,
+                value: MessagingValue::read(r)?,
             })
         })
     }
@@ -73,151 +54,72 @@ impl ServicePayload for SendRequest {
 
 impl ServiceCall for SendRequest {
     const SERVICE: ServiceId = ServiceId::MESSAGING_SEND;
-    type Response = MessagingResponse;
+    type Response = MessagingValue;
 }
 
 /// MESSAGING_RECEIVER_SERVER (86): a request to one session's request stream for a path;
-/// the server delivers it as a [`SendRequest`] (TOPICS §7.4).
+/// the server delivers `request` to that session as service 85 (TOPICS §7.4).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SendToSessionRequest {
     /// The session the request is for.
     pub session_id: SessionId,
-    /// The path the request is for.
-    pub path: String,
-    /// The request's datatype name.
-    pub datatype: String,
-    /// The encoded request value.
-    pub value: Bytes,
-}
-
-impl SendToSessionRequest {
-    /// The request's datatype, if its name is a known one.
-    pub fn data_type(&self) -> Option<DataType> {
-        DataType::from_name(&self.datatype)
-    }
+    /// The request, as the target session receives it.
+    pub request: SendRequest,
 }
 
 impl ServicePayload for SendToSessionRequest {
-    fn encode(&self, out: &mut BytesMut, _version: ProtocolVersion) -> Result<(), PayloadError> {
+    fn encode(&self, out: &mut BytesMut, version: ProtocolVersion) -> Result<(), PayloadError> {
         put_session_id(out, self.session_id);
-        wire::put_string(out, &self.path);
-        put_typed_value(out, &self.datatype, &self.value);
-        Ok(())
+        self.request.encode(out, version)
     }
 
-    fn decode(payload: &[u8], _version: ProtocolVersion) -> Result<Self, PayloadError> {
-        decode_all(payload, |r| {
-            let session_id = read_session_id(r, "session id")?;
-            let path = read_string(r, "message path")?;
-            let (datatype, value) = read_typed_value(r)?;
-            Ok(SendToSessionRequest {
-                session_id,
-                path,
-                datatype,
-                value,
-            })
+    fn decode(payload: &[u8], version: ProtocolVersion) -> Result<Self, PayloadError> {
+        let mut r = Reader::new(payload);
+        let session_id = read_session_id(&mut r, "session id")?;
+        Ok(SendToSessionRequest {
+            session_id,
+            request: SendRequest::decode(r.rest(), version)?,
         })
     }
 }
 
 impl ServiceCall for SendToSessionRequest {
     const SERVICE: ServiceId = ServiceId::MESSAGING_RECEIVER_SERVER;
-    type Response = MessagingResponse;
-}
-
-/// The response of services 85, 86 and 88: the answer's datatype name and bytes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MessagingResponse {
-    /// The response's datatype name, as received.
-    pub datatype: String,
-    /// The encoded response value.
-    pub value: Bytes,
-}
-
-impl MessagingResponse {
-    /// A response with a value of `data_type`.
-    pub fn new(data_type: DataType, value: Bytes) -> Self {
-        MessagingResponse {
-            datatype: data_type.name().to_owned(),
-            value,
-        }
-    }
-
-    /// The response's datatype, if its name is a known one.
-    pub fn data_type(&self) -> Option<DataType> {
-        DataType::from_name(&self.datatype)
-    }
-}
-
-impl ServicePayload for MessagingResponse {
-    fn encode(&self, out: &mut BytesMut, _version: ProtocolVersion) -> Result<(), PayloadError> {
-        put_typed_value(out, &self.datatype, &self.value);
-        Ok(())
-    }
-
-    fn decode(payload: &[u8], _version: ProtocolVersion) -> Result<Self, PayloadError> {
-        decode_all(payload, |r| {
-            let (datatype, value) = read_typed_value(r)?;
-            Ok(MessagingResponse { datatype, value })
-        })
-    }
-}
-
-/// A datatype name, then the value's bytes.
-pub(super) fn put_typed_value(out: &mut BytesMut, datatype: &str, value: &[u8]) {
-    wire::put_string(out, datatype);
-    wire::put_bytes(out, value);
-}
-
-pub(super) fn read_typed_value(r: &mut Reader<'_>) -> Result<(String, Bytes), PayloadError> {
-    Ok((read_string(r, "datatype")?, read_bytes(r, "value")?))
+    type Response = MessagingValue;
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::topics::DataType;
     use proptest::prelude::*;
 
     const VERSIONS: [ProtocolVersion; 2] = [ProtocolVersion::V25, ProtocolVersion::V29];
 
     #[test]
-    fn response_of_the_echo_handler() {
-        // TOPICS §7.1: json {"echo":{"q":7}}.
-        let payload = b"\x04json\x0c\xbf\x64echo\xbf\x61q\x07\xff\xff";
-        let response = MessagingResponse::decode(payload, ProtocolVersion::V25);
-        assert_eq!(
-            response.as_ref().map(MessagingResponse::data_type),
-            Ok(Some(DataType::Json))
-        );
-        assert_eq!(
-            response
-                .and_then(|r| r.to_bytes(ProtocolVersion::V29))
-                .map(|b| b.to_vec()),
-            Ok(payload.to_vec())
-        );
-        let unknown = MessagingResponse {
-            datatype: "record_v3".into(),
-            value: Bytes::new(),
-        };
-        assert_eq!(unknown.data_type(), None);
+    fn unknown_datatype_names_are_kept() {
+        let payload = b"\x01p\x09record_v3\x00";
+        let request = SendRequest::decode(payload, ProtocolVersion::V25);
+        assert_eq!(request.as_ref().map(|r| r.value.data_type()), Ok(None));
+        assert_eq!(request.map(|r| r.value.datatype), Ok("record_v3".to_owned()));
+        let typed = MessagingValue::new(DataType::Int64, bytes::Bytes::from_static(&[0x01]));
+        assert_eq!(typed.data_type(), Some(DataType::Int64));
     }
 
     proptest! {
         #[test]
         fn requests_round_trip(path in ".{0,10}", datatype in "[a-z0-9_]{0,9}", value in proptest::collection::vec(any::<u8>(), 0..10),
                                server: u64, id: u64) {
-            let send = SendRequest { path: path.clone(), datatype: datatype.clone(), value: value.clone().into() };
+            let value = MessagingValue { datatype, value: value.into() };
+            let send = SendRequest { path, value: value.clone() };
             let to_session = SendToSessionRequest {
                 session_id: SessionId { server, value: id },
-                path,
-                datatype: datatype.clone(),
-                value: value.clone().into(),
+                request: send.clone(),
             };
-            let response = MessagingResponse { datatype, value: value.into() };
             for version in VERSIONS {
                 prop_assert_eq!(send.to_bytes(version).and_then(|b| SendRequest::decode(&b, version)), Ok(send.clone()));
                 prop_assert_eq!(to_session.to_bytes(version).and_then(|b| SendToSessionRequest::decode(&b, version)), Ok(to_session.clone()));
-                prop_assert_eq!(response.to_bytes(version).and_then(|b| MessagingResponse::decode(&b, version)), Ok(response.clone()));
+                prop_assert_eq!(value.to_bytes(version).and_then(|b| MessagingValue::decode(&b, version)), Ok(value.clone()));
             }
         }
 
@@ -226,7 +128,7 @@ mod tests {
             for version in VERSIONS {
                 let _ = SendRequest::decode(&payload, version);
                 let _ = SendToSessionRequest::decode(&payload, version);
-                let _ = MessagingResponse::decode(&payload, version);
+                let _ = MessagingValue::decode(&payload, version);
             }
         }
     }

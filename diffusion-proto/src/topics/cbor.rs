@@ -92,20 +92,9 @@ pub(crate) fn decode_string(bytes: &[u8]) -> Result<Option<String>, ValueError> 
 /// Reads an INT64 value; `None` for CBOR null.
 pub(crate) fn decode_int64(bytes: &[u8]) -> Result<Option<i64>, ValueError> {
     const INT64: DataType = DataType::Int64;
-    scalar(INT64, bytes, |d, ty| match ty {
-        Type::U8
-        | Type::U16
-        | Type::U32
-        | Type::U64
-        | Type::I8
-        | Type::I16
-        | Type::I32
-        | Type::I64
-        | Type::Int => {
-            let n = i128::from(d.int().map_err(malformed(INT64))?);
-            i64::try_from(n).map_err(|_| ValueError::OutOfRange { data_type: INT64 })
-        }
-        other => Err(unexpected(INT64, other)),
+    scalar(INT64, bytes, |d, ty| match integer(d, ty, INT64)? {
+        Some(n) => i64::try_from(n).map_err(|_| ValueError::OutOfRange { data_type: INT64 }),
+        None => Err(unexpected(INT64, ty)),
     })
 }
 
@@ -115,17 +104,22 @@ pub(crate) fn decode_double(bytes: &[u8]) -> Result<Option<f64>, ValueError> {
     const DOUBLE: DataType = DataType::Double;
     scalar(DOUBLE, bytes, |d, ty| match ty {
         Type::F16 | Type::F32 | Type::F64 => d.f64().map_err(malformed(DOUBLE)),
-        Type::U8
-        | Type::U16
-        | Type::U32
-        | Type::U64
-        | Type::I8
-        | Type::I16
-        | Type::I32
-        | Type::I64
-        | Type::Int => Ok(i128::from(d.int().map_err(malformed(DOUBLE))?) as f64),
-        other => Err(unexpected(DOUBLE, other)),
+        _ => match integer(d, ty, DOUBLE)? {
+            Some(n) => Ok(n as f64),
+            None => Err(unexpected(DOUBLE, ty)),
+        },
     })
+}
+
+/// Reads an integer item of any width; `None` when `ty` is not an integer.
+fn integer(d: &mut Decoder<'_>, ty: Type, data_type: DataType) -> Result<Option<i128>, ValueError> {
+    use Type::{Int, I16, I32, I64, I8, U16, U32, U64, U8};
+    match ty {
+        U8 | U16 | U32 | U64 | I8 | I16 | I32 | I64 | Int => {
+            d.int().map(|n| Some(i128::from(n))).map_err(malformed(data_type))
+        }
+        _ => Ok(None),
+    }
 }
 
 /// Writes a STRING value.
