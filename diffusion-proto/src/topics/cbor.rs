@@ -1,37 +1,39 @@
-//! The CBOR of topic values (TOPICS.md §3.2, §3.3) through `minicbor` and `minicbor-serde`,
-//! adding what those crates leave to the caller: one item per value and bounded nesting.
+//! The CBOR of topic values (TOPICS.md §3.2, §3.3): `minicbor`'s decoder reads every
+//! item; JSON values are built from it with bounded nesting, and written with
+//! `minicbor-serde`.
 //!
 //! # Why minicbor
 //!
 //! Both maintained serde-capable crates were timed decoding the values of TOPICS §3.2 on
 //! this project's 2-core machine (release build, best of 5 runs of 2 000 000, `serde_json`
-//! 1.0.154; the machine is shared, so each figure is a range over three sessions):
+//! 1.0.154; the machine is shared, so each figure is the range of two runs), next to what
+//! this module does with minicbor (the last column):
 //!
-//! | value | ciborium 0.2.2 | minicbor-serde 0.7.2 |
-//! |---|---|---|
-//! | `bf61610161629ff5f6ffff` → `serde_json::Value` | 990–1 420 ns (0.70–1.01 M/s) | 290–410 ns (2.4–3.4 M/s) |
-//! | same → `#[derive(Deserialize)]` struct | 490–680 ns | 100–170 ns |
-//! | 143-byte indefinite-length object → `Value` | 3 900–6 200 ns | 1 880–2 120 ns |
+//! | value | ciborium 0.2.2 | minicbor-serde 0.7.2 | minicbor 2.3 here |
+//! |---|---|---|---|
+//! | `bf61610161629ff5f6ffff` → `serde_json::Value` | 1 066–1 092 ns | 303–321 ns | 345–372 ns (2.7–2.9 M/s) |
+//! | same → `#[derive(Deserialize)]` struct | 544–579 ns | 109–116 ns | 390–633 ns, via `Value` |
+//! | 143-byte indefinite-length object → `Value` | 3 838–4 346 ns | 1 314–1 351 ns | 1 780–1 924 ns |
+//! | same → struct | 1 897–2 085 ns | 433–488 ns | 2 025–2 134 ns, via `Value` |
 //!
 //! ciborium cannot keep a session at the 1 000 000 small JSON values per second the client
-//! must sustain; minicbor-serde can. minicbor-serde has no recursion limit, though: a
-//! 100 000-deep array overflowed the stack (an abort, not a panic). So values longer than
-//! [`MAX_NESTING`] bytes — the only ones that can nest that deep — are first walked
-//! iteratively with minicbor's `Decoder`, which rejects deeper nesting.
+//! must sustain; minicbor can. But minicbor-serde has no recursion limit (a 100 000-deep
+//! array overflowed the stack: an abort, not a panic), and its `deserialize_f64` refuses an
+//! integer, which JSON does not distinguish from a float. So JSON values are built
+//! directly from minicbor's `Decoder`, at most [`MAX_NESTING`] containers deep, and a
+//! `T: DeserializeOwned` is read from that `serde_json::Value`: it reads exactly as it
+//! would from the same JSON text with `serde_json`. `cargo bench -p diffusion-proto --bench
+//! topics` measures the result.
 //!
-//! Typed JSON (`T: DeserializeOwned`) is read through `serde_json::Value`, so a type reads
-//! exactly as it would from the same JSON text with `serde_json` (an integer fills an `f64`
-//! field, which minicbor-serde's own `deserialize_f64` refuses).
-//!
-//! Encoding: containers with definite lengths (serde knows them), integers in shortest
-//! form, `f64` always as 8 bytes (`fb`, as the JavaScript client writes it), unit and
-//! `None` as null. Both official clients decode definite and indefinite lengths
-//! [TOPICS §3.2: inferred; interop proves it].
+//! Encoding (minicbor-serde): containers with definite lengths (serde knows them),
+//! integers in shortest form, `f64` always as 8 bytes (`fb`, as the JavaScript client writes
+//! it), unit and `None` as null. Both official clients write indefinite lengths and decode
+//! both [TOPICS §3.2: inferred; the interop tests prove it].
 
 use minicbor::data::Type;
 use minicbor::Decoder;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::datatype::DataType;
 use super::value::ValueError;
@@ -49,13 +51,103 @@ pub(crate) fn decode_json_value(bytes: &[u8]) -> Result<serde_json::Value, Value
             data_type: DataType::Json,
         });
     }
-    if bytes.len() > MAX_NESTING {
-        check_nesting(bytes)?;
-    }
-    let mut de = minicbor_serde::Deserializer::new(bytes);
-    let value = serde_json::Value::deserialize(&mut de).map_err(|source| ValueError::Cbor { source })?;
-    finish(DataType::Json, bytes, de.decoder().position())?;
+    let mut d = Decoder::new(bytes);
+    let value = json_item(&mut d, 0)?;
+    finish(DataType::Json, bytes, d.position())?;
     Ok(value)
+}
+
+/// Builds the JSON value of the item at the decoder, `depth` containers deep.
+fn json_item(d: &mut Decoder<'_>, depth: usize) -> Result<serde_json::Value, ValueError> {
+    use serde_json::Value;
+    const JSON: DataType = DataType::Json;
+    let malformed = malformed(JSON);
+    let ty = d.datatype().map_err(malformed)?;
+    Ok(match ty {
+        Type::Null | Type::Undefined => {
+            d.skip().map_err(malformed)?;
+            Value::Null
+        }
+        Type::Bool => Value::Bool(d.bool().map_err(malformed)?),
+        Type::U8 | Type::U16 | Type::U32 | Type::U64 => Value::from(d.u64().map_err(malformed)?),
+        Type::I8 | Type::I16 | Type::I32 | Type::I64 => Value::from(d.i64().map_err(malformed)?),
+        // Below −2^63: no JSON integer type holds it; JavaScript reads it as a double too.
+        Type::Int => float(i128::from(d.int().map_err(malformed)?) as f64),
+        Type::F16 | Type::F32 | Type::F64 => float(d.f64().map_err(malformed)?),
+        Type::String | Type::StringIndef => Value::String(text(d, JSON)?),
+        Type::Array | Type::ArrayIndef => {
+            let len = nest(d.array().map_err(malformed)?, depth)?;
+            let mut items = Vec::with_capacity(capacity(len, d));
+            while more(d, len, items.len() as u64)? {
+                items.push(json_item(d, depth + 1)?);
+            }
+            Value::Array(items)
+        }
+        Type::Map | Type::MapIndef => {
+            let len = nest(d.map().map_err(malformed)?, depth)?;
+            let mut map = serde_json::Map::new();
+            let mut read = 0;
+            while more(d, len, read)? {
+                let key = match d.datatype().map_err(malformed)? {
+                    Type::String | Type::StringIndef => text(d, JSON)?,
+                    other => {
+                        return Err(ValueError::NonTextKey {
+                            found: other.to_string(),
+                        })
+                    }
+                };
+                map.insert(key, json_item(d, depth + 1)?);
+                read += 1;
+            }
+            Value::Object(map)
+        }
+        other => return Err(unexpected(JSON, other)),
+    })
+}
+
+/// A float as JSON: NaN and the infinities, which JSON lacks, become null (as in serde_json).
+fn float(x: f64) -> serde_json::Value {
+    serde_json::Number::from_f64(x).map_or(serde_json::Value::Null, serde_json::Value::Number)
+}
+
+/// A definite or indefinite text string.
+fn text(d: &mut Decoder<'_>, data_type: DataType) -> Result<String, ValueError> {
+    if d.datatype().map_err(malformed(data_type))? == Type::String {
+        return d.str().map(str::to_owned).map_err(malformed(data_type));
+    }
+    let mut out = String::new();
+    for chunk in d.str_iter().map_err(malformed(data_type))? {
+        out.push_str(chunk.map_err(malformed(data_type))?);
+    }
+    Ok(out)
+}
+
+/// Opens a container at `depth`, which fails past [`MAX_NESTING`].
+fn nest(len: Option<u64>, depth: usize) -> Result<Option<u64>, ValueError> {
+    if depth == MAX_NESTING {
+        return Err(ValueError::TooDeep { limit: MAX_NESTING });
+    }
+    Ok(len)
+}
+
+/// What to reserve for a definite array: its count, capped by the bytes left (every item
+/// takes at least one), so no count can make us over-allocate.
+fn capacity(len: Option<u64>, d: &Decoder<'_>) -> usize {
+    let left = d.input().len().saturating_sub(d.position());
+    len.map_or(0, |n| usize::try_from(n).unwrap_or(usize::MAX).min(left))
+}
+
+/// Whether a container has another item: a definite one until `len` items are read (a
+/// count past the input fails on the missing item), an indefinite one until its break.
+fn more(d: &mut Decoder<'_>, len: Option<u64>, read: u64) -> Result<bool, ValueError> {
+    match len {
+        Some(n) => Ok(read < n),
+        None if d.datatype().map_err(malformed(DataType::Json))? == Type::Break => {
+            d.set_position(d.position() + 1);
+            Ok(false)
+        }
+        None => Ok(true),
+    }
 }
 
 /// Reads one JSON value as `T`, as `serde_json` would read the same JSON.
@@ -77,14 +169,7 @@ pub(crate) fn encode_json<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, V
 pub(crate) fn decode_string(bytes: &[u8]) -> Result<Option<String>, ValueError> {
     const STRING: DataType = DataType::String;
     scalar(STRING, bytes, |d, ty| match ty {
-        Type::String => d.str().map(str::to_owned).map_err(malformed(STRING)),
-        Type::StringIndef => {
-            let mut out = String::new();
-            for chunk in d.str_iter().map_err(malformed(STRING))? {
-                out.push_str(chunk.map_err(malformed(STRING))?);
-            }
-            Ok(out)
-        }
+        Type::String | Type::StringIndef => text(d, STRING),
         other => Err(unexpected(STRING, other)),
     })
 }
@@ -184,65 +269,6 @@ fn finish(data_type: DataType, bytes: &[u8], end: usize) -> Result<(), ValueErro
     }
 }
 
-/// Walks one CBOR item without recursion and fails if arrays, maps and tags nest deeper
-/// than [`MAX_NESTING`]; the item must be well formed.
-fn check_nesting(bytes: &[u8]) -> Result<(), ValueError> {
-    const INDEFINITE: u64 = u64::MAX;
-    let malformed = malformed(DataType::Json);
-    let mut d = Decoder::new(bytes);
-    // Items still to read in each open container; INDEFINITE until its break.
-    let mut open: Vec<u64> = Vec::new();
-    let mut started = false;
-    loop {
-        while open.last() == Some(&0) {
-            open.pop();
-        }
-        if open.is_empty() && started {
-            return Ok(());
-        }
-        started = true;
-        let ty = d.datatype().map_err(malformed)?;
-        if ty == Type::Break {
-            // A break that closes nothing is malformed: let the decoder say so.
-            if open.last() != Some(&INDEFINITE) {
-                return d.skip().map_err(malformed);
-            }
-            open.pop();
-            d.set_position(d.position() + 1);
-            continue;
-        }
-        if let Some(left) = open.last_mut().filter(|left| **left != INDEFINITE) {
-            *left -= 1;
-        }
-        let items = match ty {
-            Type::Array | Type::ArrayIndef => Some(
-                d.array()
-                    .map_err(malformed)?
-                    .map_or(INDEFINITE, |n| n.min(INDEFINITE - 1)),
-            ),
-            Type::Map | Type::MapIndef => Some(
-                d.map()
-                    .map_err(malformed)?
-                    .map_or(INDEFINITE, |n| n.saturating_mul(2).min(INDEFINITE - 1)),
-            ),
-            Type::Tag => {
-                d.tag().map_err(malformed)?;
-                Some(1)
-            }
-            _ => {
-                d.skip().map_err(malformed)?;
-                None
-            }
-        };
-        if let Some(items) = items {
-            if open.len() == MAX_NESTING {
-                return Err(ValueError::TooDeep { limit: MAX_NESTING });
-            }
-            open.push(items);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -281,8 +307,23 @@ mod tests {
         // {1: 2}: an integer key is not JSON.
         assert!(matches!(
             decode_json_value(&hex("a10102")),
-            Err(ValueError::Cbor { .. })
+            Err(ValueError::NonTextKey { .. })
         ));
+        // A count larger than the input fails; it is not cut to what is there.
+        assert!(matches!(
+            decode_json_value(&hex("9bffffffffffffffff01")),
+            Err(ValueError::Malformed { .. })
+        ));
+        assert!(decode_json_value(&hex("bf6161")).is_err());
+        // A tag is not JSON; NaN is null, as serde_json has it.
+        assert!(matches!(
+            decode_json_value(&hex("c101")),
+            Err(ValueError::UnexpectedItem { .. })
+        ));
+        assert_eq!(
+            decode_json_value(&hex("f97e00")).ok(),
+            Some(serde_json::Value::Null)
+        );
         // A byte string is not JSON either.
         assert!(decode_json_value(&hex("4101")).is_err());
     }
@@ -376,7 +417,6 @@ mod tests {
             let _ = decode_string(&bytes);
             let _ = decode_int64(&bytes);
             let _ = decode_double(&bytes);
-            let _ = check_nesting(&bytes);
         }
 
         #[test]

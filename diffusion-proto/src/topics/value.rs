@@ -58,12 +58,11 @@ pub enum ValueError {
         /// The limit.
         limit: usize,
     },
-    /// The CBOR is not a JSON value (a byte string, a non-text map key, …).
-    #[error("CBOR value is not JSON: {source}")]
-    Cbor {
-        /// What the decoder found.
-        #[source]
-        source: minicbor_serde::error::DecodeError,
+    /// A map key is not a text string, as JSON object keys are.
+    #[error("JSON value has a map key that is a CBOR {found}, not text")]
+    NonTextKey {
+        /// The kind of key found.
+        found: String,
     },
     /// The JSON value does not fit the requested Rust type.
     #[error("JSON value does not fit the requested type: {source}")]
