@@ -28,7 +28,7 @@
 //! Encoding (minicbor-serde): containers with definite lengths (serde knows them),
 //! integers in shortest form, `f64` always as 8 bytes (`fb`, as the JavaScript client writes
 //! it), unit and `None` as null. Both official clients write indefinite lengths and decode
-//! both [TOPICS §3.2: inferred; the interop tests prove it].
+//! both (TOPICS §3.2: inferred; the interop tests prove it).
 
 use minicbor::data::Type;
 use minicbor::Decoder;

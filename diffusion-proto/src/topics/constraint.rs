@@ -176,7 +176,7 @@ pub enum TopicState<'a> {
 
 impl<'a> TopicState<'a> {
     /// The current value, if any. CBOR null in a STRING, INT64 or DOUBLE topic is "no
-    /// value" (TOPICS §3.3) [inferred: the server treats it so].
+    /// value" (TOPICS §3.3) (inferred: the server treats it so).
     fn value(self) -> Option<(TopicType, &'a [u8])> {
         match self {
             TopicState::Present {
@@ -256,7 +256,7 @@ impl UpdateConstraint {
     /// Whether the constraint holds for `topic`.
     ///
     /// A missing topic has no value: NO_VALUE and NO_TOPIC hold for it, value conditions
-    /// do not [inferred]. IS compares bytes; EQ and NE compare decoded values, GT to LE
+    /// do not (inferred). IS compares bytes; EQ and NE compare decoded values, GT to LE
     /// order numbers and strings; a comparison of values that do not compare is false.
     /// Locks and partial JSON are not evaluated.
     pub fn evaluate(&self, topic: TopicState<'_>) -> Result<bool, UnsupportedConstraint> {
@@ -491,8 +491,8 @@ impl PartialJsonCondition {
         Ok(())
     }
 
-    /// Protocol 25's "with" map holds bytes only, read as IS with BINARY bytes [inferred
-    /// from the Python client's layout].
+    /// Protocol 25's "with" map holds bytes only, read as IS with BINARY bytes (inferred
+    /// from the Python client's layout).
     fn read(r: &mut Reader<'_>, version: ProtocolVersion) -> Result<Self, PayloadError> {
         let with = read_list(r, "partial JSON pointers", |r| {
             let pointer = read_string(r, "JSON pointer")?;

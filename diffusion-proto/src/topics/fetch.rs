@@ -202,7 +202,7 @@ impl ServiceCall for FetchRequest {
 /// one map per result), and encoding shares equal maps again in order of first use.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct FetchResponse {
-    /// The topics, in path order [inferred].
+    /// The topics, in path order (inferred).
     pub results: Vec<FetchResult>,
     /// Whether more topics matched than were returned.
     pub has_more: bool,
@@ -223,7 +223,7 @@ pub struct FetchResult {
     pub size: Option<TopicSize>,
 }
 
-/// The size information of a fetched topic (protocol 28 and later) [inferred meanings].
+/// The size information of a fetched topic (protocol 28 and later) (inferred meanings).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TopicSize {
     /// 1: the value's size in bytes.

@@ -38,3 +38,53 @@ pub use subscription::{
     NotifySubscription, NotifyUnsubscription, SubscribeRequest, UnsubscribeReason, UnsubscribeRequest,
 };
 pub use value::{DecodeValue, EncodeValue, Json, TopicValue, ValueError};
+
+#[cfg(test)]
+mod tests {
+    use crate::ErrorReason;
+
+    /// The SERVICE_ERROR reasons of topic control, update and messaging (TOPICS §5, §7).
+    const REASONS: [(ErrorReason, i32, &str); 18] = [
+        (ErrorReason::TOPIC_EXISTS_MISMATCH, 9004, "TOPIC_EXISTS_MISMATCH"),
+        (ErrorReason::TOPIC_PATH_INVALID, 9005, "TOPIC_PATH_INVALID"),
+        (
+            ErrorReason::TOPIC_SPECIFICATION_INVALID,
+            9006,
+            "TOPIC_SPECIFICATION_INVALID",
+        ),
+        (ErrorReason::TOPIC_LICENSE_LIMIT, 9007, "TOPIC_LICENSE_LIMIT"),
+        (
+            ErrorReason::INCOMPATIBLE_TOPIC_EXISTS,
+            9010,
+            "INCOMPATIBLE_TOPIC_EXISTS",
+        ),
+        (
+            ErrorReason::UNEXPECTED_TOPIC_ADD_FAILURE,
+            9011,
+            "UNEXPECTED_TOPIC_ADD_FAILURE",
+        ),
+        (
+            ErrorReason::UNSATISFIED_CONSTRAINT,
+            9012,
+            "UNSATISFIED_CONSTRAINT",
+        ),
+        (ErrorReason::INCOMPATIBLE_UPDATE, 500, "INCOMPATIBLE_UPDATE"),
+        (ErrorReason::UPDATE_FAILED, 501, "UPDATE_FAILED"),
+        (ErrorReason::MISSING_TOPIC, 503, "MISSING_TOPIC"),
+        (ErrorReason::ACCESS_DENIED, 103, "ACCESS_DENIED"),
+        (ErrorReason::CLUSTER_REPARTITION, 110, "CLUSTER_REPARTITION"),
+        (ErrorReason::INCOMPATIBLE_STATE, 111, "INCOMPATIBLE_STATE"),
+        (ErrorReason::INCOMPATIBLE_DATATYPE, 108, "INCOMPATIBLE_DATATYPE"),
+        (ErrorReason::UNHANDLED_MESSAGE, 109, "UNHANDLED_MESSAGE"),
+        (ErrorReason::HANDLER_CONFLICT, 201, "HANDLER_CONFLICT"),
+        (ErrorReason::REJECTED_REQUEST, 9003, "REJECTED_REQUEST"),
+        (ErrorReason::CALLBACK_EXCEPTION, 105, "CALLBACK_EXCEPTION"),
+    ];
+
+    #[test]
+    fn topic_and_messaging_error_reasons_have_their_codes_and_names() {
+        for (reason, code, name) in REASONS {
+            assert_eq!((reason.0, reason.name()), (code, Some(name)));
+        }
+    }
+}
