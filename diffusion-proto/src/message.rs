@@ -24,14 +24,55 @@ impl ServiceId {
     pub const GET_OWN_SESSION_PROPERTIES: ServiceId = ServiceId(202);
     /// RE_AUTHENTICATE, client → server.
     pub const RE_AUTHENTICATE: ServiceId = ServiceId(203);
+    /// SUBSCRIBE, client → server (TOPICS §2.1).
+    pub const SUBSCRIBE: ServiceId = ServiceId(3);
+    /// UNSUBSCRIBE, client → server (TOPICS §2.1).
+    pub const UNSUBSCRIBE: ServiceId = ServiceId(4);
+    /// NOTIFY_UNSUBSCRIPTION, server → client, one-way (TOPICS §2.3).
+    pub const NOTIFY_UNSUBSCRIPTION: ServiceId = ServiceId(42);
+    /// TOPIC_REMOVAL, client → server (TOPICS §5.5).
+    pub const TOPIC_REMOVAL: ServiceId = ServiceId(83);
+    /// MESSAGING_SEND: a request to a path (client → server), or one delivered to a
+    /// session's request stream (server → client) (TOPICS §7.1, §7.4).
+    pub const MESSAGING_SEND: ServiceId = ServiceId(85);
+    /// MESSAGING_RECEIVER_SERVER: a request to one session, client → server (TOPICS §7.4).
+    pub const MESSAGING_RECEIVER_SERVER: ServiceId = ServiceId(86);
+    /// MESSAGING_RECEIVER_CLIENT: a request forwarded to a registered handler, server →
+    /// client (TOPICS §7.3).
+    pub const MESSAGING_RECEIVER_CLIENT: ServiceId = ServiceId(88);
+    /// MESSAGING_RECEIVER_CONTROL_REGISTRATION: register a request handler (TOPICS §7.2).
+    pub const MESSAGING_RECEIVER_CONTROL_REGISTRATION: ServiceId = ServiceId(97);
+    /// MESSAGING_RECEIVER_CONTROL_DEREGISTRATION: remove a request handler (TOPICS §7.2).
+    pub const MESSAGING_RECEIVER_CONTROL_DEREGISTRATION: ServiceId = ServiceId(98);
+    /// TOPIC_ADD, client → server (TOPICS §5.1).
+    pub const TOPIC_ADD: ServiceId = ServiceId(112);
+    /// FETCH_QUERY, client → server (TOPICS §6).
+    pub const FETCH_QUERY: ServiceId = ServiceId(117);
+    /// SET_TOPIC, client → server (TOPICS §5.2).
+    pub const SET_TOPIC: ServiceId = ServiceId(118);
+    /// ADD_AND_SET_TOPIC, client → server (TOPICS §5.3).
+    pub const ADD_AND_SET_TOPIC: ServiceId = ServiceId(122);
 
-    /// The name both official clients use for this id, when it is one of the session's.
+    /// The name both official clients use for this id, when it is one we speak.
     pub fn name(self) -> Option<&'static str> {
         Some(match self.0 {
+            3 => "SUBSCRIBE",
+            4 => "UNSUBSCRIBE",
             5 => "CHANGE_PRINCIPAL",
+            42 => "NOTIFY_UNSUBSCRIPTION",
             55 => "SYSTEM_PING",
             56 => "USER_PING",
+            83 => "TOPIC_REMOVAL",
+            85 => "MESSAGING_SEND",
+            86 => "MESSAGING_RECEIVER_SERVER",
             87 => "NOTIFY_SUBSCRIPTION",
+            88 => "MESSAGING_RECEIVER_CLIENT",
+            97 => "MESSAGING_RECEIVER_CONTROL_REGISTRATION",
+            98 => "MESSAGING_RECEIVER_CONTROL_DEREGISTRATION",
+            112 => "TOPIC_ADD",
+            117 => "FETCH_QUERY",
+            118 => "SET_TOPIC",
+            122 => "ADD_AND_SET_TOPIC",
             202 => "GET_OWN_SESSION_PROPERTIES",
             203 => "RE_AUTHENTICATE",
             _ => return None,
@@ -71,8 +112,36 @@ impl ErrorReason {
     pub const NO_SUCH_SESSION: ErrorReason = ErrorReason(107);
     /// A data type mismatch.
     pub const INCOMPATIBLE_DATATYPE: ErrorReason = ErrorReason(108);
-    /// The message was not handled.
+    /// The message was not handled: no request handler or request stream for it.
     pub const UNHANDLED_MESSAGE: ErrorReason = ErrorReason(109);
+    /// The cluster is repartitioning; retrying may succeed.
+    pub const CLUSTER_REPARTITION: ErrorReason = ErrorReason(110);
+    /// The operation is not possible in the current state.
+    pub const INCOMPATIBLE_STATE: ErrorReason = ErrorReason(111);
+    /// Another session already registered a handler for the path (TOPICS §7.2).
+    pub const HANDLER_CONFLICT: ErrorReason = ErrorReason(201);
+    /// A topic update does not suit the topic: wrong type (TOPICS §5.2).
+    pub const INCOMPATIBLE_UPDATE: ErrorReason = ErrorReason(500);
+    /// A topic update failed.
+    pub const UPDATE_FAILED: ErrorReason = ErrorReason(501);
+    /// The topic to update does not exist (TOPICS §5.2).
+    pub const MISSING_TOPIC: ErrorReason = ErrorReason(503);
+    /// A request handler rejected the request (TOPICS §7.3).
+    pub const REJECTED_REQUEST: ErrorReason = ErrorReason(9003);
+    /// A topic exists with different details (the legacy form of 9010).
+    pub const TOPIC_EXISTS_MISMATCH: ErrorReason = ErrorReason(9004);
+    /// The topic path is invalid (TOPICS §5.1).
+    pub const TOPIC_PATH_INVALID: ErrorReason = ErrorReason(9005);
+    /// The topic specification is invalid.
+    pub const TOPIC_SPECIFICATION_INVALID: ErrorReason = ErrorReason(9006);
+    /// Adding the topic would exceed the licence limit.
+    pub const TOPIC_LICENSE_LIMIT: ErrorReason = ErrorReason(9007);
+    /// A topic with another specification exists at the path (TOPICS §5.1).
+    pub const INCOMPATIBLE_TOPIC_EXISTS: ErrorReason = ErrorReason(9010);
+    /// Adding the topic failed unexpectedly.
+    pub const UNEXPECTED_TOPIC_ADD_FAILURE: ErrorReason = ErrorReason(9011);
+    /// The update constraint was not satisfied (TOPICS §5.4).
+    pub const UNSATISFIED_CONSTRAINT: ErrorReason = ErrorReason(9012);
 
     /// The name both official clients give this code, if it is one they know.
     pub fn name(self) -> Option<&'static str> {
