@@ -9,9 +9,7 @@ use std::time::{Instant, SystemTime};
 
 use bytes::{Bytes, BytesMut};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use diffusion_proto::server::{
-    CounterEntropy, Server, ServerConfig, ServerOutput, UpgradeRequest, UserTable,
-};
+use diffusion_proto::{CounterEntropy, Server, ServerConfig, ServerOutput, UpgradeRequest, UserTable};
 use diffusion_proto::{
     ClientConfig, ClientSession, ConnectRequest, ConnectionParams, ConnectionResponse, Credentials, Event,
     Message, Output, ProtocolVersion, ResponseCode, ServiceId, SessionGrant, SessionId, SessionToken,
@@ -42,7 +40,7 @@ fn grant() -> ConnectionResponse {
         },
         token: SessionToken::new(*b"ABCDEFGHIJKLMNOPQRSTUVWX"),
         ping_period_ms: 90_000,
-        last_field: 10_000_000,
+        last_field: diffusion_proto::LastField::MaxMessageSize(10_000_000),
     })
 }
 

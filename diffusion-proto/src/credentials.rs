@@ -78,6 +78,15 @@ impl Credentials {
         }
     }
 
+    /// The kind, for logs: `none`, `password` or `custom` (never the secret).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Credentials::None => "none",
+            Credentials::Password(_) => "password",
+            Credentials::Custom(_) => "custom",
+        }
+    }
+
     fn secret(&self) -> &[u8] {
         match self {
             Credentials::None => &[],

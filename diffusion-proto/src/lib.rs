@@ -2,37 +2,40 @@
 //! sockets, no clock, no async. Runtime adapters feed it frames and instants and send what
 //! it returns.
 //!
-//! - [`wire`], [`message`]: the primitive encodings and the message codec;
+//! - [`wire`], [`Message`]: the primitive encodings and the message codec;
 //! - [`Credentials`], [`SessionProperties`]: what a session authenticates and identifies with;
-//! - [`ConnectionParams`], [`ConnectionResponse`]: the handshake;
+//! - [`WebSocketUrl`], [`ConnectionParams`], [`ConnectionResponse`]: the handshake;
 //! - [`ClientSession`], [`Server`]: the client and server state machines, driven the sans-IO way.
+//!
+//! Every type has one public path, at the crate root; [`wire`] is the one public module.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+#![warn(unreachable_pub)]
 
-pub mod client;
-pub mod credentials;
-pub mod message;
-pub mod properties;
-pub mod reconnect;
-pub mod request;
-pub mod response;
-pub mod server;
-pub mod state;
+mod client;
+mod credentials;
+mod handshake;
+mod message;
+mod properties;
+mod reconnect;
+mod server;
+mod state;
 pub mod wire;
 
 pub use client::{
-    ClientConfig, ClientSession, ConnectRequest, Event, InboundRequestId, Output, PingDetails, Reply,
-    RequestError, RequestId, SessionError, StateChange,
+    ClientConfig, ClientSession, ConnectRequest, Event, InboundRequestId, Output, PingDetails, Reply, RequestError,
+    RequestId, SessionError, StateChange,
 };
 pub use credentials::{Credentials, CredentialsError};
-pub use message::{ErrorReason, Message, MessageError, ServiceId};
-pub use properties::{PropertyError, SessionProperties};
-pub use reconnect::{Backoff, FixedDelay, ReconnectAction, ReconnectConfig, ReconnectStrategy};
-pub use request::{ConnectionParams, ParamError, ParameterCarrier, ReconnectParams, UrlError, WebSocketUrl};
-pub use response::{
-    ConnectionResponse, ProtocolVersion, ResponseClass, ResponseCode, ResponseError, SessionGrant, SessionId,
-    SessionToken,
+pub use handshake::{
+    encode_component, ConnectionParams, ConnectionResponse, LastField, ParamError, ParameterCarrier,
+    ParseSessionIdError, ProtocolVersion, RawParam, RawParams, ReconnectParams, ResponseClass, ResponseCode,
+    ResponseError, ResponseFields, ResponseHeader, SessionGrant, SessionId, SessionToken, UrlError, WebSocketUrl,
+    REDACTED,
 };
+pub use message::{type_code, ErrorReason, Message, MessageError, ServiceId};
+pub use properties::{validate_key, PropertyError, SessionProperties, CLIENT_SETTABLE_FIXED};
+pub use reconnect::{Backoff, FixedDelay, ReconnectAction, ReconnectConfig, ReconnectStrategy};
 pub use server::{
     AcceptOutcome, AllowAll, Authenticator, ConnectionId, CounterEntropy, Entropy, Server, ServerCloseReason,
     ServerConfig, ServerEvent, ServerOutput, SessionInfo, SessionStats, UpgradeRequest, UserTable,

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::response::{ResponseCode, ResponseError};
+use crate::handshake::{ResponseCode, ResponseError};
 
 /// The state of a client session (the Python client's names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

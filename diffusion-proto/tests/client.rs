@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use diffusion_proto::{
-    ClientConfig, ClientSession, ConnectionResponse, ErrorReason, Event, Message, Output, ProtocolVersion,
+    ClientConfig, ClientSession, ConnectionResponse, ErrorReason, Event, LastField, Message, Output, ProtocolVersion,
     RequestId, ResponseCode, ServiceId, SessionError, SessionGrant, SessionId, SessionToken, StateChange,
 };
 use proptest::prelude::*;
@@ -59,7 +59,7 @@ fn grant(code: ResponseCode, last_field: u32) -> Bytes {
         session_id: SessionId { server: 1, value: 2 },
         token: SessionToken::new(*b"ABCDEFGHIJKLMNOPQRSTUVWX"),
         ping_period_ms: 1000,
-        last_field,
+        last_field: LastField::for_code(code, last_field),
     })
     .encode(ProtocolVersion::V25)
 }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use diffusion_proto::{
-    ClientConfig, ClientSession, CloseReason, ConnectionResponse, Event, Message, Output, ProtocolVersion,
+    ClientConfig, ClientSession, CloseReason, ConnectionResponse, Event, LastField, Message, Output, ProtocolVersion,
     ReconnectAction, ReconnectConfig, ResponseCode, ServiceId, SessionGrant, SessionId, SessionState,
     SessionToken, StateChange,
 };
@@ -290,7 +290,7 @@ fn response_frame(code: u8, version: u8) -> Bytes {
             token: SessionToken::new(*b"ABCDEFGHIJKLMNOPQRSTUVWX"),
             ping_period_ms: PING_PERIOD_MS,
             // For 105: recovery sequence 0, "the server has everything".
-            last_field: 0,
+            last_field: LastField::for_code(code, 0),
         })
     } else {
         ConnectionResponse::Rejected(code)

@@ -8,9 +8,8 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use diffusion_proto::server::{
-    AcceptOutcome, ConnectionId, CounterEntropy, Server, ServerConfig, ServerOutput, UpgradeRequest,
-    UserTable,
+use diffusion_proto::{
+    AcceptOutcome, ConnectionId, CounterEntropy, Server, ServerConfig, ServerOutput, UpgradeRequest, UserTable,
 };
 use diffusion_proto::{
     ClientConfig, ClientSession, CloseReason, Credentials, Event, Output, RequestError, RequestId,

@@ -8,13 +8,12 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use diffusion_proto::request::ParameterCarrier;
-use diffusion_proto::server::{
-    AcceptOutcome, AllowAll, ConnectionId, CounterEntropy, Entropy, Server, ServerCloseReason, ServerConfig,
-    ServerEvent, ServerOutput, UpgradeRequest, UserTable,
-};
 use diffusion_proto::wire::Reader;
-use diffusion_proto::{ConnectionResponse, Message, ProtocolVersion, ResponseCode, ServiceId, SessionId};
+use diffusion_proto::{
+    AcceptOutcome, AllowAll, ConnectionId, ConnectionResponse, CounterEntropy, Entropy, Message, ParameterCarrier,
+    ProtocolVersion, ResponseCode, Server, ServerCloseReason, ServerConfig, ServerEvent, ServerOutput, ServiceId,
+    SessionId, UpgradeRequest, UserTable,
+};
 use proptest::prelude::*;
 
 const TOKEN_LEN: usize = 24;

@@ -6,9 +6,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use bytes::Bytes;
-use diffusion_proto::response::{PROTOCOL_BYTE, REJECTION_LEN, SUCCESS_LEN};
-use diffusion_proto::server::{ConnectionId, Server, ServerEvent, ServerOutput, UpgradeRequest};
-use diffusion_proto::{Message, ResponseCode, ServiceId};
+use diffusion_proto::{
+    ConnectionId, ConnectionResponse, Message, ResponseCode, Server, ServerEvent, ServerOutput, ServiceId,
+    UpgradeRequest,
+};
 use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
@@ -278,7 +279,7 @@ impl Hub {
         );
         match fault {
             Fault::RejectAll(code) => {
-                return self.fault_response(conn, vec![PROTOCOL_BYTE, version, code], "reject-all");
+                return self.fault_response(conn, vec![ConnectionResponse::PROTOCOL_BYTE, version, code], "reject-all");
             }
             Fault::NoResponse => return self.stall(conn, "silent: no connection response".to_owned()),
             Fault::MalformedResponse(m) => {
@@ -291,7 +292,7 @@ impl Hub {
         if let (true, Some(code)) = (reconnect, self.reconnect_answer) {
             return self.fault_response(
                 conn,
-                vec![PROTOCOL_BYTE, version, code.code()],
+                vec![ConnectionResponse::PROTOCOL_BYTE, version, code.code()],
                 "reconnect-answer",
             );
         }
@@ -422,7 +423,7 @@ impl Hub {
             Phase::AwaitingResponse => {
                 c.phase = Phase::Open;
                 match c.malformed {
-                    Some(m) if frame.len() == SUCCESS_LEN => {
+                    Some(m) if frame.len() == ConnectionResponse::SUCCESS_LEN => {
                         let (bytes, text) = m.apply(&frame);
                         self.shared.count(|s| s.malformed_responses += 1);
                         self.shared
@@ -474,7 +475,7 @@ impl Hub {
     }
 
     fn count_response(&self, frame: &[u8]) {
-        if frame.len() == REJECTION_LEN {
+        if frame.len() == ConnectionResponse::REJECTION_LEN {
             self.shared.count(|s| s.rejections += 1);
         }
     }

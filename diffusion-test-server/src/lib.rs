@@ -1,4 +1,4 @@
-//! A loopback Diffusion server for tests: the sans-IO `diffusion_proto::server::Server`
+//! A loopback Diffusion server for tests: the sans-IO `diffusion_proto::Server`
 //! driven over tokio and tokio-tungstenite on 127.0.0.1, with a log of what it saw and
 //! transport faults to inject.
 //!
@@ -40,7 +40,7 @@
 //! connection response at all, or send a malformed one. [`Options::reconnect_answer`]
 //! answers every reconnection with a chosen code. What the protocol itself does (117 for an
 //! unknown session, ABORT after unanswered system pings or an oversize message, …) is
-//! `diffusion_proto::server`'s, documented on its `Server`.
+//! `diffusion_proto`'s, documented on its `Server`.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -55,18 +55,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use diffusion_proto::server::{Server, ServerConfig, UserTable};
-use diffusion_proto::{ResponseCode, ServiceId, SessionId};
+use diffusion_proto::{ResponseCode, Server, ServerConfig, ServiceId, SessionId, UserTable};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
 
-pub use crate::log::{type_name, Direction, LogEntry, LogKind, Side, Stats, UpgradeLog, REDACTED};
+pub use crate::log::{type_name, Direction, LogEntry, LogKind, Side, Stats, UpgradeLog};
+pub use diffusion_proto::REDACTED;
 pub use crate::options::{DropKind, Fault, Malformed, Options};
 pub use crate::tls::TlsIdentity;
 #[cfg(feature = "tls")]
 pub use crate::tls::{self_signed, try_self_signed};
-pub use diffusion_proto::server::{ServerCloseReason, ServerEvent, SessionInfo, SessionStats};
+pub use diffusion_proto::{ServerCloseReason, ServerEvent, SessionInfo, SessionStats};
 
 use crate::conn::{ConnSetup, Input};
 use crate::hub::{lock, Control, Hub, Shared};

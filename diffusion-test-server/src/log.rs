@@ -3,25 +3,11 @@
 
 use std::time::Duration;
 
-use diffusion_proto::message::type_code;
-use diffusion_proto::response::ResponseFields;
-use diffusion_proto::server::{ServerCloseReason, ServerEvent};
 use diffusion_proto::{
-    ConnectionParams, Credentials, Message, ParameterCarrier, ResponseCode, ServiceId, SessionId,
+    type_code, Message, ParameterCarrier, RawParam, RawParams, ResponseCode, ResponseFields, ServerCloseReason,
+    ServerEvent, ServiceId, SessionId,
 };
 use serde_json::{json, Map, Value};
-
-/// What replaces a secret in the log.
-pub const REDACTED: &str = "<redacted>";
-
-/// The connection parameter names (SPEC §2.3, plus the legacy `svn`, `m` and `t`): only
-/// headers with these names are logged as parameters.
-const PARAMETER_NAMES: [&str; 13] = [
-    "v", "ty", "ca", "r", "username", "password", "sp", "c", "cs", "ss", "svn", "m", "t",
-];
-
-/// Parameters whose values are secrets: the credentials and the session token.
-const SECRET_PARAMETERS: [&str; 2] = ["password", "c"];
 
 /// One thing the server saw or did.
 #[derive(Debug, Clone, PartialEq)]
@@ -143,83 +129,46 @@ pub struct UpgradeLog {
 }
 
 impl UpgradeLog {
-    /// Reads what a request carries, the same way the protocol server does
-    /// ([`ConnectionParams::parse`]), for the log.
+    /// Reads what a request carries the way the protocol server does ([`RawParams`]), for
+    /// the log.
     pub fn new(path: &str, query: Option<&str>, headers: &[(String, Vec<u8>)]) -> Self {
-        let param_headers: Vec<(&str, &[u8])> = headers
-            .iter()
-            .filter(|(n, _)| is_parameter(n))
-            .map(|(n, v)| (n.as_str(), v.as_slice()))
-            .collect();
-        let query_pairs: Vec<(&str, &str)> = query
-            .unwrap_or_default()
-            .split('&')
-            .filter(|p| !p.is_empty())
-            .map(|p| p.split_once('=').unwrap_or((p, "")))
-            .collect();
-        let mut params: Vec<(String, String)> = query_pairs
-            .iter()
-            .map(|(n, v)| ((*n).to_owned(), redact(n, v)))
-            .collect();
-        params.extend(
-            param_headers
-                .iter()
-                .map(|(n, v)| (n.to_ascii_lowercase(), redact(n, &String::from_utf8_lossy(v)))),
-        );
-        let in_query = |name: &str| query_pairs.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
-        let in_headers = |name: &str| param_headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
-        let carrier = if in_query("v") {
-            Some(ParameterCarrier::Query)
-        } else if in_headers("v") {
-            Some(ParameterCarrier::Headers)
-        } else {
-            None
+        let raw = RawParams::new(query, headers.iter().map(|(n, v)| (n.as_str(), v.as_slice())));
+        let shown = |p: &RawParam<'_>| match p.carrier {
+            ParameterCarrier::Query => p.name.to_owned(),
+            ParameterCarrier::Headers => p.name.to_ascii_lowercase(),
         };
-        let first = |name: &str| {
-            params
-                .iter()
-                .find(|(n, _)| n.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v.clone())
-        };
-        let version = first("v").and_then(|v| v.trim().parse().ok());
-        let client_type = first("ty");
-        let reconnect = in_query("c") || in_headers("c");
         let mut log = UpgradeLog {
             path: path.to_owned(),
             query: query.map(|_| {
-                query_pairs
-                    .iter()
-                    .map(|(n, v)| format!("{n}={}", redact(n, v)))
+                raw.iter()
+                    .filter(|p| p.carrier == ParameterCarrier::Query)
+                    .map(|p| format!("{}={}", p.name, p.shown_value()))
                     .collect::<Vec<_>>()
                     .join("&")
             }),
-            params,
+            params: raw.iter().map(|p| (shown(p), p.shown_value().into_owned())).collect(),
             header_names: headers.iter().map(|(n, _)| n.to_ascii_lowercase()).collect(),
-            carrier,
-            version,
-            client_type,
+            carrier: raw.carrier(),
+            version: raw.version(),
+            client_type: raw.first("ty").map(|p| p.shown_value().into_owned()),
             principal: None,
             credentials: None,
             properties: Vec::new(),
-            reconnect,
+            reconnect: raw.is_reconnect(),
             parse_error: None,
         };
-        match ConnectionParams::parse(query, param_headers) {
+        match raw.parse() {
             Ok(p) => {
                 log.principal = p.principal;
-                log.credentials = Some(match p.credentials {
-                    Credentials::None => "none",
-                    Credentials::Password(_) => "password",
-                    Credentials::Custom(_) => "custom",
-                });
+                log.credentials = Some(p.credentials.kind());
                 log.properties = p
                     .properties
                     .iter()
                     .map(|(k, v)| (k.to_owned(), v.to_owned()))
                     .collect();
             }
-            // The error's text may quote a malformed value, which could be the password.
-            Err(e) => log.parse_error = Some(describe_param_error(&e)),
+            // The error names the parameter, never its value.
+            Err(e) => log.parse_error = Some(e.to_string()),
         }
         log
     }
@@ -236,31 +185,6 @@ impl UpgradeLog {
     /// version when it fits a byte, else 25.
     pub fn version_byte(&self) -> u8 {
         self.version.and_then(|v| u8::try_from(v).ok()).unwrap_or(25)
-    }
-}
-
-fn is_parameter(name: &str) -> bool {
-    PARAMETER_NAMES.iter().any(|p| p.eq_ignore_ascii_case(name))
-}
-
-fn redact(name: &str, value: &str) -> String {
-    if SECRET_PARAMETERS.iter().any(|s| s.eq_ignore_ascii_case(name)) {
-        REDACTED.to_owned()
-    } else {
-        value.to_owned()
-    }
-}
-
-fn describe_param_error(e: &diffusion_proto::ParamError) -> String {
-    use diffusion_proto::ParamError;
-    match e {
-        ParamError::Missing(name) => format!("connection parameter {name:?} is missing"),
-        ParamError::NotANumber { name, .. } => format!("connection parameter {name:?} is not a number"),
-        ParamError::UnsupportedVersion(v) => format!("unsupported protocol version {v}"),
-        ParamError::NotUtf8(_) => "a connection parameter is not valid UTF-8 or percent-encoding".to_owned(),
-        ParamError::BadToken => "session token parameter 'c' is not 24 bytes".to_owned(),
-        ParamError::Credentials(_) => "the password parameter cannot be decoded".to_owned(),
-        ParamError::Properties(e) => format!("session properties: {e}"),
     }
 }
 
@@ -641,6 +565,7 @@ pub struct Stats {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use diffusion_proto::REDACTED;
 
     #[test]
     fn upgrade_log_redacts_secrets_and_reads_both_carriers() {

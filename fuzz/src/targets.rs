@@ -11,9 +11,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use arbitrary::{Arbitrary, Unstructured};
 use bytes::Bytes;
-use diffusion_proto::response::{ResponseFields, ResponseHeader, REJECTION_LEN, SUCCESS_LEN};
-use diffusion_proto::server::{AcceptOutcome, ConnectionId, CounterEntropy, Server, ServerConfig};
-use diffusion_proto::server::{ServerOutput, UpgradeRequest, UserTable};
+use diffusion_proto::{AcceptOutcome, ConnectionId, CounterEntropy, Server, ServerConfig};
+use diffusion_proto::{ResponseFields, ResponseHeader};
+use diffusion_proto::{RawParams, ServerOutput, UpgradeRequest, UserTable};
 use diffusion_proto::{
     Backoff, ClientConfig, ClientSession, ConnectionParams, ConnectionResponse, Credentials, ErrorReason,
     Event, FixedDelay, InboundRequestId, Message, MessageError, Output, ParameterCarrier, ProtocolVersion,
@@ -34,6 +34,8 @@ pub const TARGETS: [(&str, Target); 5] = [
 ];
 
 const VERSIONS: [ProtocolVersion; 2] = [ProtocolVersion::V25, ProtocolVersion::V29];
+const SUCCESS_LEN: usize = ConnectionResponse::SUCCESS_LEN;
+const REJECTION_LEN: usize = ConnectionResponse::REJECTION_LEN;
 
 // ---- connection_response ---------------------------------------------------------------
 
@@ -380,16 +382,16 @@ pub fn round_trip(data: &[u8]) {
                     ProtocolVersion::V25
                 };
                 let response = if code.opens_session() {
-                    ConnectionResponse::Accepted(SessionGrant {
+                    ConnectionResponse::Accepted(SessionGrant::new(
                         code,
-                        session_id: SessionId {
+                        SessionId {
                             server: r.server,
                             value: r.value,
                         },
-                        token: SessionToken::new(r.token),
-                        ping_period_ms: r.ping_period_ms,
-                        last_field: r.last_field,
-                    })
+                        SessionToken::new(r.token),
+                        r.ping_period_ms,
+                        r.last_field,
+                    ))
                 } else {
                     ConnectionResponse::Rejected(code)
                 };
@@ -402,11 +404,6 @@ pub fn round_trip(data: &[u8]) {
 }
 
 // ---- upgrade_params ----------------------------------------------------------------------
-
-/// The connection parameter names of SPEC §2.3: the only headers a server reads.
-const PARAMETER_NAMES: [&str; 10] = [
-    "v", "ty", "ca", "r", "username", "password", "sp", "c", "cs", "ss",
-];
 
 /// The server side of the upgrade: `ConnectionParams::parse` from the query and from
 /// headers, `SessionProperties::parse` in both forms, `Credentials::from_param`, and
@@ -456,13 +453,7 @@ pub fn upgrade_params(data: &[u8]) {
             }
         }
         // What the server reads: the query, then the parameter headers.
-        let parameter_headers = || {
-            headers
-                .iter()
-                .filter(|(name, _)| PARAMETER_NAMES.iter().any(|p| p.eq_ignore_ascii_case(name)))
-                .map(|(name, value)| (name.as_str(), *value))
-        };
-        let parsed = ConnectionParams::parse(query, parameter_headers());
+        let parsed = RawParams::new(query, headers.iter().map(|(name, value)| (name.as_str(), *value))).parse();
         match &parsed {
             Ok(params) => params_round_trip(params),
             Err(e) => {

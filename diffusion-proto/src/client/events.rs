@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 
 use crate::message::{ErrorReason, Message, ServiceId};
-use crate::response::{ResponseCode, SessionId};
+use crate::handshake::{ResponseCode, SessionId};
 use crate::state::{CloseReason, SessionState};
 
 use super::config::ConnectRequest;

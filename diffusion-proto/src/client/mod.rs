@@ -16,8 +16,8 @@ use bytes::Bytes;
 
 use crate::message::{ErrorReason, Message, MessageError, ServiceId};
 use crate::reconnect::ReconnectAction;
-use crate::request::ReconnectParams;
-use crate::response::{ConnectionResponse, ResponseCode, SessionGrant, SessionId, SessionToken};
+use crate::handshake::ReconnectParams;
+use crate::handshake::{ConnectionResponse, ResponseCode, SessionGrant, SessionId, SessionToken};
 use crate::state::{CloseReason, SessionState};
 
 #[derive(Debug)]

@@ -11,16 +11,10 @@ use super::session::{Link, Session};
 use super::{
     AcceptOutcome, ConnectionId, Server, ServerEvent, ServerOutput, SessionInfo, SessionStats, UpgradeRequest,
 };
-use crate::request::{ConnectionParams, ParamError, ParameterCarrier};
-use crate::response::{
-    ConnectionResponse, ProtocolVersion, ResponseCode, SessionGrant, SessionId, SessionToken,
+use crate::handshake::{ConnectionParams, ParamError, ParameterCarrier, RawParams};
+use crate::handshake::{
+    ConnectionResponse, LastField, ProtocolVersion, ResponseCode, SessionGrant, SessionId, SessionToken,
 };
-
-/// The connection parameter names (SPEC §2.3). Only headers with these names are read, so
-/// that an unrelated header with a non-UTF-8 value cannot fail a request.
-const PARAMETER_NAMES: [&str; 10] = [
-    "v", "ty", "ca", "r", "username", "password", "sp", "c", "cs", "ss",
-];
 
 impl Server {
     /// A new WebSocket connection `conn` has been upgraded: decide and queue its connection
@@ -36,14 +30,8 @@ impl Server {
             self.handle_closed(now, conn);
         }
         let (path, query) = request.split();
-        let headers: Vec<(&str, &[u8])> = request
-            .headers
-            .iter()
-            .copied()
-            .filter(|(name, _)| PARAMETER_NAMES.iter().any(|p| p.eq_ignore_ascii_case(name)))
-            .collect();
-        let raw_version = raw_version(query, &headers);
-        let fallback = match raw_version {
+        let raw = RawParams::new(query, request.headers.iter().copied());
+        let fallback = match raw.version() {
             Some(v) if v >= 29 => ProtocolVersion::V29,
             _ => ProtocolVersion::V25,
         };
@@ -55,12 +43,8 @@ impl Server {
                 format!("path {path:?} does not end in /diffusion"),
             );
         }
-        let carrier = if query_has(query, "v") {
-            ParameterCarrier::Query
-        } else {
-            ParameterCarrier::Headers
-        };
-        let params = match ConnectionParams::parse(query, headers.iter().copied()) {
+        let carrier = raw.carrier().unwrap_or(ParameterCarrier::Headers);
+        let params = match raw.parse() {
             Ok(params) => params,
             Err(ParamError::UnsupportedVersion(v)) => {
                 return self.reject(
@@ -70,14 +54,8 @@ impl Server {
                     format!("unsupported protocol version {v}; this server speaks 25 and 29"),
                 )
             }
-            Err(e) => {
-                return self.reject(
-                    conn,
-                    fallback,
-                    ResponseCode::ConnectionProtocolError,
-                    describe_param_error(&e),
-                )
-            }
+            // The error names the parameter, never its value (which may be the password).
+            Err(e) => return self.reject(conn, fallback, ResponseCode::ConnectionProtocolError, e.to_string()),
         };
         match params.reconnect.clone() {
             None => self.open(now, conn, params, carrier),
@@ -128,7 +106,7 @@ impl Server {
             session_id: id,
             token: token.clone(),
             ping_period_ms: self.ping_period_ms(),
-            last_field: self.config.max_message_size,
+            last_field: LastField::MaxMessageSize(self.config.max_message_size),
         };
         self.outputs.push_back(ServerOutput::Transmit {
             conn,
@@ -219,42 +197,4 @@ impl Server {
 /// True when the last path segment is `diffusion` (a trailing `/` allowed, SPEC §2.1).
 fn is_diffusion_path(path: &str) -> bool {
     path.trim_end_matches('/').rsplit('/').next() == Some("diffusion")
-}
-
-fn query_pairs(query: Option<&str>) -> impl Iterator<Item = (&str, &str)> {
-    query
-        .unwrap_or_default()
-        .split('&')
-        .map(|p| p.split_once('=').unwrap_or((p, "")))
-}
-
-fn query_has(query: Option<&str>, name: &str) -> bool {
-    query_pairs(query).any(|(n, _)| n.eq_ignore_ascii_case(name))
-}
-
-/// `v` as a number, with the same precedence as [`ConnectionParams::parse`], for choosing the
-/// version byte of a rejection when the parameters as a whole cannot be read.
-fn raw_version(query: Option<&str>, headers: &[(&str, &[u8])]) -> Option<u32> {
-    let from_query = query_pairs(query)
-        .find(|(n, _)| n.eq_ignore_ascii_case("v"))
-        .map(|(_, v)| v.as_bytes());
-    let value = from_query.or_else(|| {
-        headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case("v"))
-            .map(|(_, v)| *v)
-    })?;
-    std::str::from_utf8(value).ok()?.trim().parse().ok()
-}
-
-/// A [`ParamError`]'s text without the values it may hold: a malformed value can be the
-/// password or the token.
-fn describe_param_error(e: &ParamError) -> String {
-    match e {
-        ParamError::NotUtf8(_) => "a connection parameter is not valid UTF-8 or percent-encoding".to_owned(),
-        ParamError::NotANumber { name, .. } => {
-            format!("connection parameter {name:?} is not a number")
-        }
-        other => other.to_string(),
-    }
 }

@@ -6,7 +6,7 @@ use std::time::Instant;
 use super::session::Link;
 use super::{ConnectionId, Server, ServerCloseReason, ServerEvent, ServerOutput};
 use crate::message::Message;
-use crate::response::SessionId;
+use crate::handshake::SessionId;
 
 impl Server {
     /// The transport of `conn` ended without the server asking: its session is detached and

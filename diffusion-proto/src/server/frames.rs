@@ -7,7 +7,7 @@ use bytes::Bytes;
 
 use super::{ConnectionId, Server, ServerCloseReason, ServerEvent};
 use crate::message::{Message, MessageError, ServiceId};
-use crate::response::SessionId;
+use crate::handshake::SessionId;
 
 impl Server {
     /// One WebSocket message received on `conn`. Frames of connections the server does not

@@ -35,7 +35,7 @@ pub use output::{AcceptOutcome, ServerCloseReason, ServerEvent, ServerOutput};
 pub use session::{SessionInfo, SessionStats};
 
 use crate::message::{Message, ServiceId};
-use crate::response::SessionId;
+use crate::handshake::SessionId;
 use session::{Link, Session};
 
 /// The server side of every session, as one sans-IO value.

@@ -11,8 +11,8 @@ use super::ConnectionId;
 use super::Server;
 use crate::message::{Message, ServiceId};
 use crate::properties::SessionProperties;
-use crate::request::ParameterCarrier;
-use crate::response::{ProtocolVersion, ResponseCode, SessionId};
+use crate::handshake::ParameterCarrier;
+use crate::handshake::{ProtocolVersion, ResponseCode, SessionId};
 
 /// What [`Server::accept`] decided (the connection response itself is queued as output).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,7 +81,7 @@ impl fmt::Display for FrameHex<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         const SHOWN: usize = 64;
         const TOKEN: std::ops::Range<usize> = 19..43;
-        let is_response = self.0.first() == Some(&crate::response::PROTOCOL_BYTE);
+        let is_response = self.0.first() == Some(&crate::ConnectionResponse::PROTOCOL_BYTE);
         for (i, b) in self.0.iter().take(SHOWN).enumerate() {
             if is_response && TOKEN.contains(&i) {
                 if i == TOKEN.start {

@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 
 use super::session::Link;
 use super::{AcceptOutcome, ConnectionId, Server, ServerCloseReason, ServerEvent, ServerOutput};
-use crate::request::{ConnectionParams, ReconnectParams};
-use crate::response::{ConnectionResponse, ResponseCode, SessionGrant};
+use crate::handshake::{ConnectionParams, ReconnectParams};
+use crate::handshake::{ConnectionResponse, LastField, ResponseCode, SessionGrant};
 
 impl Server {
     /// A reconnection (`c` present): 117, 118, or resume with 105/106.
@@ -93,7 +93,7 @@ impl Server {
         let (code, last_field, frames) = match resend {
             Some(frames) => (
                 ResponseCode::Reconnected,
-                u32::try_from(recovery_sequence).unwrap_or(u32::MAX),
+                LastField::RecoverySequence(u32::try_from(recovery_sequence).unwrap_or(u32::MAX)),
                 frames,
             ),
             None => {
@@ -101,7 +101,11 @@ impl Server {
                 session.info.server_sequence = 0;
                 session.recovery.clear();
                 session.outstanding.clear();
-                (ResponseCode::ReconnectedWithMessageLoss, keep_max, Vec::new())
+                (
+                    ResponseCode::ReconnectedWithMessageLoss,
+                    LastField::MaxMessageSize(keep_max),
+                    Vec::new(),
+                )
             }
         };
         let grant = SessionGrant {

@@ -6,8 +6,8 @@ use bytes::{Bytes, BytesMut};
 use super::{ConnectionId, Server, ServerEvent};
 use crate::credentials::Credentials;
 use crate::message::{ErrorReason, Message, ServiceId};
-use crate::request::ConnectionParams;
-use crate::response::SessionId;
+use crate::handshake::ConnectionParams;
+use crate::handshake::SessionId;
 use crate::wire::{self, Reader};
 
 impl Server {

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use super::{ConnectionId, ServerOutput};
 use crate::message::ServiceId;
 use crate::properties::SessionProperties;
-use crate::response::{ProtocolVersion, SessionId, SessionToken};
+use crate::handshake::{ProtocolVersion, SessionId, SessionToken};
 
 /// Most server requests (system pings included) awaiting an answer per session. Beyond it the
 /// oldest is forgotten, so a client that never answers cannot grow the table without bound.

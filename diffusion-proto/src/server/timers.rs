@@ -8,7 +8,7 @@ use bytes::Bytes;
 use super::session::{Link, Session};
 use super::{Server, ServerCloseReason};
 use crate::message::{Message, ServiceId};
-use crate::response::SessionId;
+use crate::handshake::SessionId;
 
 impl Server {
     /// Sends the SYSTEM_PINGs that are due, closes unresponsive sessions and discards
