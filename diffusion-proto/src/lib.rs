@@ -7,7 +7,8 @@
 //! - [`WebSocketUrl`], [`ConnectionParams`], [`ConnectionResponse`]: the handshake;
 //! - [`ClientSession`], [`Server`]: the client and server state machines, driven the sans-IO way.
 //!
-//! Every type has one public path, at the crate root; [`wire`] is the one public module.
+//! Every type has one public path, at the crate root; [`wire`] is the one public module
+//! (with `testing`, the in-memory simulation, under the feature of that name).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![warn(unreachable_pub)]
@@ -16,22 +17,33 @@ mod client;
 mod credentials;
 mod handshake;
 mod message;
+mod outbound;
 mod properties;
 mod reconnect;
 mod server;
 mod state;
+#[cfg(feature = "testing")]
+pub mod testing;
+mod timer;
+mod transport;
 pub mod wire;
 
+/// What tests, fuzzing and diagnostics may look at inside a session; not a stable API.
+#[doc(hidden)]
+pub mod internal {
+    pub use crate::client::{Attempt, Phase, Timer};
+}
+
 pub use client::{
-    ClientConfig, ClientSession, ConnectRequest, Event, InboundRequestId, Output, PingDetails, Reply, RequestError,
-    RequestId, SessionError, StateChange,
+    ClientConfig, ClientSession, ConnectRequest, Event, InboundRequestId, Output, PingDetails, Reply,
+    RequestError, RequestId, SessionError, SessionStatus, StateChange,
 };
 pub use credentials::{Credentials, CredentialsError};
 pub use handshake::{
     encode_component, ConnectionParams, ConnectionResponse, LastField, ParamError, ParameterCarrier,
     ParseSessionIdError, ProtocolVersion, RawParam, RawParams, ReconnectParams, ResponseClass, ResponseCode,
-    ResponseError, ResponseFields, ResponseHeader, SessionGrant, SessionId, SessionToken, UrlError, WebSocketUrl,
-    REDACTED,
+    ResponseError, ResponseFields, ResponseHeader, SessionGrant, SessionId, SessionToken, UrlError,
+    WebSocketUrl, REDACTED,
 };
 pub use message::{type_code, ErrorReason, Message, MessageError, ServiceId};
 pub use properties::{validate_key, PropertyError, SessionProperties, CLIENT_SETTABLE_FIXED};
@@ -41,3 +53,4 @@ pub use server::{
     ServerConfig, ServerEvent, ServerOutput, SessionInfo, SessionStats, UpgradeRequest, UserTable,
 };
 pub use state::{CloseReason, ClosedBy, SessionState};
+pub use transport::TransportError;

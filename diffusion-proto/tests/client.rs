@@ -8,8 +8,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use diffusion_proto::{
-    ClientConfig, ClientSession, ConnectionResponse, ErrorReason, Event, LastField, Message, Output, ProtocolVersion,
-    RequestId, ResponseCode, ServiceId, SessionError, SessionGrant, SessionId, SessionToken, StateChange,
+    ClientConfig, ClientSession, ConnectionResponse, ErrorReason, Event, LastField, Message, Output,
+    ProtocolVersion, RequestId, ResponseCode, ServiceId, SessionError, SessionGrant, SessionId, SessionToken,
+    StateChange, TransportError,
 };
 use proptest::prelude::*;
 
@@ -121,7 +122,7 @@ proptest! {
                     s.handle_frame(now, frame)
                 }
                 Input::Advance(ms) => { now += Duration::from_millis(ms); s.handle_timeout(now) }
-                Input::TransportClosed => s.handle_transport_closed(now, "reset"),
+                Input::TransportClosed => s.handle_transport_closed(now, TransportError::Ended),
                 Input::Ping => { if let Ok(id) = s.ping(now, SystemTime::UNIX_EPOCH) { prop_assert!(open.insert(id)); } }
                 Input::Invoke(n) => {
                     if let Ok(id) = s.invoke(now, SystemTime::UNIX_EPOCH, ServiceId(99), Bytes::from(vec![0; n])) {

@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use diffusion_proto::wire::Reader;
 use diffusion_proto::{
-    AcceptOutcome, AllowAll, ConnectionId, ConnectionResponse, CounterEntropy, Entropy, Message, ParameterCarrier,
-    ProtocolVersion, ResponseCode, Server, ServerCloseReason, ServerConfig, ServerEvent, ServerOutput, ServiceId,
-    SessionId, UpgradeRequest, UserTable,
+    AcceptOutcome, AllowAll, ConnectionId, ConnectionResponse, CounterEntropy, Entropy, Message,
+    ParameterCarrier, ProtocolVersion, ResponseCode, Server, ServerCloseReason, ServerConfig, ServerEvent,
+    ServerOutput, ServiceId, SessionId, UpgradeRequest, UserTable,
 };
 use proptest::prelude::*;
 

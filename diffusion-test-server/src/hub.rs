@@ -279,7 +279,11 @@ impl Hub {
         );
         match fault {
             Fault::RejectAll(code) => {
-                return self.fault_response(conn, vec![ConnectionResponse::PROTOCOL_BYTE, version, code], "reject-all");
+                return self.fault_response(
+                    conn,
+                    vec![ConnectionResponse::PROTOCOL_BYTE, version, code],
+                    "reject-all",
+                );
             }
             Fault::NoResponse => return self.stall(conn, "silent: no connection response".to_owned()),
             Fault::MalformedResponse(m) => {

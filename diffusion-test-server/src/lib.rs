@@ -61,11 +61,11 @@ use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
 
 pub use crate::log::{type_name, Direction, LogEntry, LogKind, Side, Stats, UpgradeLog};
-pub use diffusion_proto::REDACTED;
 pub use crate::options::{DropKind, Fault, Malformed, Options};
 pub use crate::tls::TlsIdentity;
 #[cfg(feature = "tls")]
 pub use crate::tls::{self_signed, try_self_signed};
+pub use diffusion_proto::REDACTED;
 pub use diffusion_proto::{ServerCloseReason, ServerEvent, SessionInfo, SessionStats};
 
 use crate::conn::{ConnSetup, Input};

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use diffusion_proto::{
-    type_code, Message, ParameterCarrier, RawParam, RawParams, ResponseCode, ResponseFields, ServerCloseReason,
-    ServerEvent, ServiceId, SessionId,
+    type_code, Message, ParameterCarrier, RawParam, RawParams, ResponseCode, ResponseFields,
+    ServerCloseReason, ServerEvent, ServiceId, SessionId,
 };
 use serde_json::{json, Map, Value};
 
@@ -146,7 +146,10 @@ impl UpgradeLog {
                     .collect::<Vec<_>>()
                     .join("&")
             }),
-            params: raw.iter().map(|p| (shown(p), p.shown_value().into_owned())).collect(),
+            params: raw
+                .iter()
+                .map(|p| (shown(p), p.shown_value().into_owned()))
+                .collect(),
             header_names: headers.iter().map(|(n, _)| n.to_ascii_lowercase()).collect(),
             carrier: raw.carrier(),
             version: raw.version(),

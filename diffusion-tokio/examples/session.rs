@@ -203,11 +203,11 @@ async fn session(args: &Args, report: &Report, url: &str) -> bool {
             return false;
         }
     };
-    let mut changes = Box::pin(session.state_changes());
+    let mut changes = session.state_changes();
     let started = Instant::now();
     let connected = session.connect().await;
     let connect_us = started.elapsed().as_micros() as u64;
-    while let Some(Some(change)) = futures_util::FutureExt::now_or_never(changes.next()) {
+    while let Some(Some(Ok(change))) = futures_util::FutureExt::now_or_never(changes.next()) {
         print_change(report, &change);
     }
     if let Err(e) = connected {
@@ -272,7 +272,7 @@ async fn session(args: &Args, report: &Report, url: &str) -> bool {
     }
 
     session.close().await;
-    while let Some(Some(change)) = futures_util::FutureExt::now_or_never(changes.next()) {
+    while let Some(Some(Ok(change))) = futures_util::FutureExt::now_or_never(changes.next()) {
         print_change(report, &change);
     }
     let state = session.state();

@@ -12,14 +12,14 @@ use std::time::{Duration, Instant, SystemTime};
 use arbitrary::{Arbitrary, Unstructured};
 use bytes::Bytes;
 use diffusion_proto::{AcceptOutcome, ConnectionId, CounterEntropy, Server, ServerConfig};
-use diffusion_proto::{ResponseFields, ResponseHeader};
-use diffusion_proto::{RawParams, ServerOutput, UpgradeRequest, UserTable};
 use diffusion_proto::{
     Backoff, ClientConfig, ClientSession, ConnectionParams, ConnectionResponse, Credentials, ErrorReason,
     Event, FixedDelay, InboundRequestId, Message, MessageError, Output, ParameterCarrier, ProtocolVersion,
     ReconnectAction, ReconnectConfig, RequestId, ResponseCode, ResponseError, ServiceId, SessionGrant,
     SessionId, SessionProperties, SessionState, SessionToken, StateChange,
 };
+use diffusion_proto::{RawParams, ServerOutput, UpgradeRequest, UserTable};
+use diffusion_proto::{ResponseFields, ResponseHeader};
 
 /// A fuzz target: takes any bytes, panics when a check fails.
 pub type Target = fn(&[u8]);
@@ -453,7 +453,8 @@ pub fn upgrade_params(data: &[u8]) {
             }
         }
         // What the server reads: the query, then the parameter headers.
-        let parsed = RawParams::new(query, headers.iter().map(|(name, value)| (name.as_str(), *value))).parse();
+        let parsed =
+            RawParams::new(query, headers.iter().map(|(name, value)| (name.as_str(), *value))).parse();
         match &parsed {
             Ok(params) => params_round_trip(params),
             Err(e) => {
@@ -982,7 +983,9 @@ pub fn client_session(data: &[u8]) {
                 }
                 session.handle_timeout(now)
             }
-            Op::TransportClosed => session.handle_transport_closed(now, "fuzzed transport closure"),
+            Op::TransportClosed => {
+                session.handle_transport_closed(now, diffusion_proto::TransportError::Ended)
+            }
             Op::Ping => {
                 if let Ok(id) = session.ping(now, wall(now)) {
                     check.issued(id);
@@ -1184,6 +1187,7 @@ impl Checker {
                         "{uri} {headers:?}"
                     );
                 }
+                other => panic!("an output the checks do not know: {other:?}"),
             }
         }
         self.state = Some(state);

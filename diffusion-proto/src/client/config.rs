@@ -6,10 +6,10 @@ use std::time::Duration;
 #[cfg(doc)]
 use super::ClientSession;
 use crate::credentials::Credentials;
+use crate::handshake::ProtocolVersion;
+use crate::handshake::{ConnectionParams, ParameterCarrier, ReconnectParams, UrlError, WebSocketUrl};
 use crate::properties::SessionProperties;
 use crate::reconnect::ReconnectConfig;
-use crate::handshake::{ConnectionParams, ParameterCarrier, ReconnectParams, UrlError, WebSocketUrl};
-use crate::handshake::ProtocolVersion;
 
 /// Everything a [`ClientSession`] is configured with. Build it with [`ClientConfig::new`]
 /// and change the public fields.

@@ -12,7 +12,7 @@ pub use params::{
     REDACTED,
 };
 pub use response::{
-    ConnectionResponse, LastField, ProtocolVersion, ResponseClass, ResponseCode, ResponseError, ResponseFields,
-    ResponseHeader, SessionGrant,
+    ConnectionResponse, LastField, ProtocolVersion, ResponseClass, ResponseCode, ResponseError,
+    ResponseFields, ResponseHeader, SessionGrant,
 };
 pub use url::{UrlError, WebSocketUrl};

@@ -163,7 +163,9 @@ impl ConnectionParams {
         query: Option<&str>,
         headers: impl IntoIterator<Item = (&'h str, &'h [u8])>,
     ) -> Result<Self, ParamError> {
-        let headers = headers.into_iter().map(|(name, value)| -> (&str, &[u8]) { (name, value) });
+        let headers = headers
+            .into_iter()
+            .map(|(name, value)| -> (&str, &[u8]) { (name, value) });
         RawParams::new(query, headers).parse()
     }
 }
@@ -492,7 +494,12 @@ mod tests {
     #[test]
     fn errors_name_the_parameter_and_never_show_its_value() {
         for (query, expected) in [
-            ("v=25&password=%ZZhunter2", ParamError::NotUtf8 { name: Some("password") }),
+            (
+                "v=25&password=%ZZhunter2",
+                ParamError::NotUtf8 {
+                    name: Some("password"),
+                },
+            ),
             ("v=25&hunter2=%C3%28", ParamError::NotUtf8 { name: None }),
             ("v=25&r=hunter2", ParamError::NotANumber { name: "r" }),
             ("v=25&c=hunter2", ParamError::BadToken),

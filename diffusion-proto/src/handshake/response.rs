@@ -240,7 +240,13 @@ pub struct SessionGrant {
 
 impl SessionGrant {
     /// A grant whose bytes 51..55 are `raw`, read as [`LastField::for_code`] says.
-    pub fn new(code: ResponseCode, session_id: SessionId, token: SessionToken, ping_period_ms: i64, raw: u32) -> Self {
+    pub fn new(
+        code: ResponseCode,
+        session_id: SessionId,
+        token: SessionToken,
+        ping_period_ms: i64,
+        raw: u32,
+    ) -> Self {
         SessionGrant {
             code,
             session_id,

@@ -173,7 +173,11 @@ mod tests {
 
     #[test]
     fn errors_never_quote_the_url() {
-        for url in ["ftp://user:hunter2@h", "ws://user:hunter2@h:99999", "ws://user:hunter2@[::1"] {
+        for url in [
+            "ftp://user:hunter2@h",
+            "ws://user:hunter2@h:99999",
+            "ws://user:hunter2@[::1",
+        ] {
             let shown = format!("{0} {0:?}", WebSocketUrl::resolve(url).unwrap_err());
             assert!(!shown.contains("hunter2"), "{shown}");
         }
@@ -182,7 +186,10 @@ mod tests {
     #[test]
     fn hosts_ports_and_user_info() {
         let url = WebSocketUrl::resolve("ws://[::1]:80").unwrap();
-        assert_eq!((url.host(), url.port(), url.socket_address().as_str()), ("::1", 80, "[::1]:80"));
+        assert_eq!(
+            (url.host(), url.port(), url.socket_address().as_str()),
+            ("::1", 80, "[::1]:80")
+        );
         let url = WebSocketUrl::resolve("wss://[::1]/x").unwrap();
         assert_eq!((url.host(), url.socket_address().as_str()), ("::1", "[::1]:443"));
         assert_eq!(

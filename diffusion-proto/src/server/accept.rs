@@ -1,13 +1,12 @@
 //! Answering a new connection: reading its parameters, refusing it in three bytes or opening
 //! a session with response 100, and drawing session ids and tokens.
 
-use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 
-use super::session::{Link, Session};
+use super::session::{Link, ServerRequests, Session, SessionTimer};
 use super::{
     AcceptOutcome, ConnectionId, Server, ServerEvent, ServerOutput, SessionInfo, SessionStats, UpgradeRequest,
 };
@@ -15,6 +14,8 @@ use crate::handshake::{ConnectionParams, ParamError, ParameterCarrier, RawParams
 use crate::handshake::{
     ConnectionResponse, LastField, ProtocolVersion, ResponseCode, SessionGrant, SessionId, SessionToken,
 };
+use crate::outbound::RecoveryBuffer;
+use crate::timer::TimerTable;
 
 impl Server {
     /// A new WebSocket connection `conn` has been upgraded: decide and queue its connection
@@ -55,7 +56,14 @@ impl Server {
                 )
             }
             // The error names the parameter, never its value (which may be the password).
-            Err(e) => return self.reject(conn, fallback, ResponseCode::ConnectionProtocolError, e.to_string()),
+            Err(e) => {
+                return self.reject(
+                    conn,
+                    fallback,
+                    ResponseCode::ConnectionProtocolError,
+                    e.to_string(),
+                )
+            }
         };
         match params.reconnect.clone() {
             None => self.open(now, conn, params, carrier),
@@ -126,16 +134,17 @@ impl Server {
             server_sequence: 0,
             stats: SessionStats::default(),
         };
-        let session = Session {
+        let mut session = Session {
             info,
             token: token.clone(),
             link: Link::Attached(conn),
-            recovery: VecDeque::new(),
-            next_cid: 1,
-            outstanding: BTreeMap::new(),
-            unanswered: 0,
-            next_ping: self.ping_deadline(now),
+            timers: TimerTable::default(),
+            sent: RecoveryBuffer::new(self.config.recovery_buffer),
+            requests: ServerRequests::default(),
         };
+        if let Some(at) = self.ping_deadline(now) {
+            session.timers.set(SessionTimer::Ping, at);
+        }
         self.tokens.insert(*token.as_bytes(), id);
         self.connections.insert(conn, id);
         self.sessions.insert(id, session);

@@ -3,10 +3,10 @@
 
 use std::time::Instant;
 
-use super::session::Link;
+use super::session::{Link, SessionTimer};
 use super::{ConnectionId, Server, ServerCloseReason, ServerEvent, ServerOutput};
-use crate::message::Message;
 use crate::handshake::SessionId;
+use crate::message::Message;
 
 impl Server {
     /// The transport of `conn` ended without the server asking: its session is detached and
@@ -46,9 +46,12 @@ impl Server {
         };
         let timeout = session.info.reconnect_timeout;
         let expires = now.checked_add(timeout);
-        session.link = Link::Detached { expires };
+        session.link = Link::Detached;
         session.info.connection = None;
-        session.next_ping = None;
+        session.timers.stop(SessionTimer::Ping);
+        if let Some(at) = expires {
+            session.timers.set(SessionTimer::Expiry, at);
+        }
         self.event(ServerEvent::Detached {
             conn,
             session_id: id,
@@ -77,7 +80,7 @@ impl Server {
                 self.outputs.push_back(ServerOutput::CloseTransport { conn });
                 Some(conn)
             }
-            Link::Detached { .. } => None,
+            Link::Detached => None,
         };
         self.event(ServerEvent::SessionClosed {
             session_id: id,

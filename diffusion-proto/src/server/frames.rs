@@ -6,8 +6,8 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use super::{ConnectionId, Server, ServerCloseReason, ServerEvent};
-use crate::message::{Message, MessageError, ServiceId};
 use crate::handshake::SessionId;
+use crate::message::{Message, MessageError, ServiceId};
 
 impl Server {
     /// One WebSocket message received on `conn`. Frames of connections the server does not
@@ -86,7 +86,7 @@ impl Server {
         let Some(session) = self.sessions.get_mut(&id) else {
             return;
         };
-        let Some(request) = session.outstanding.remove(&cid) else {
+        let Some(request) = session.requests.complete(cid) else {
             self.event(ServerEvent::MessageReceived {
                 conn,
                 session_id: id,
@@ -97,7 +97,7 @@ impl Server {
         let rtt = now.saturating_duration_since(request.sent_at);
         if request.service == ServiceId::SYSTEM_PING {
             // Any answer shows the client is alive.
-            session.unanswered = 0;
+            session.requests.unanswered_pings = 0;
             if matches!(message, Message::ServiceResponse { .. }) {
                 session.info.stats.system_pings_answered += 1;
                 self.event(ServerEvent::SystemPingAnswered {

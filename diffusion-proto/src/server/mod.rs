@@ -34,8 +34,8 @@ pub use config::{ConnectionId, ServerConfig, UpgradeRequest};
 pub use output::{AcceptOutcome, ServerCloseReason, ServerEvent, ServerOutput};
 pub use session::{SessionInfo, SessionStats};
 
-use crate::message::{Message, ServiceId};
 use crate::handshake::SessionId;
+use crate::message::{Message, ServiceId};
 use session::{Link, Session};
 
 /// The server side of every session, as one sans-IO value.
@@ -178,15 +178,14 @@ impl Server {
     ) -> Option<i64> {
         let id = *self.connections.get(&conn)?;
         let session = self.sessions.get_mut(&id)?;
-        let cid = session.alloc_cid();
-        session.track(cid, service, now);
+        let cid = session.requests.start(service, now);
         let frame = Message::ServiceRequest {
             service,
             cid,
             payload,
         }
         .to_bytes();
-        session.push_numbered(frame, self.config.recovery_buffer, &mut self.outputs);
+        session.push_numbered(frame, &mut self.outputs);
         Some(cid)
     }
 
@@ -217,7 +216,7 @@ impl Server {
             }
             return true;
         }
-        session.push_numbered(message.to_bytes(), self.config.recovery_buffer, &mut self.outputs);
+        session.push_numbered(message.to_bytes(), &mut self.outputs);
         true
     }
 
@@ -255,7 +254,7 @@ impl Server {
     /// Sends a numbered reply to the session's client.
     fn reply(&mut self, id: SessionId, message: Message) {
         if let Some(session) = self.sessions.get_mut(&id) {
-            session.push_numbered(message.to_bytes(), self.config.recovery_buffer, &mut self.outputs);
+            session.push_numbered(message.to_bytes(), &mut self.outputs);
         }
     }
 }

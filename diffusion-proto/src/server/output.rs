@@ -9,10 +9,10 @@ use bytes::Bytes;
 use super::ConnectionId;
 #[cfg(doc)]
 use super::Server;
-use crate::message::{Message, ServiceId};
-use crate::properties::SessionProperties;
 use crate::handshake::ParameterCarrier;
 use crate::handshake::{ProtocolVersion, ResponseCode, SessionId};
+use crate::message::{Message, ServiceId};
+use crate::properties::SessionProperties;
 
 /// What [`Server::accept`] decided (the connection response itself is queued as output).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

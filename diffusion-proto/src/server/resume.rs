@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::session::Link;
+use super::session::{Link, SessionTimer};
 use super::{AcceptOutcome, ConnectionId, Server, ServerCloseReason, ServerEvent, ServerOutput};
 use crate::handshake::{ConnectionParams, ReconnectParams};
 use crate::handshake::{ConnectionResponse, LastField, ResponseCode, SessionGrant};
@@ -34,10 +34,7 @@ impl Server {
                 "reconnection to a session this server does not know".to_owned(),
             );
         };
-        if let Link::Detached {
-            expires: Some(expires),
-        } = session.link
-        {
+        if let Some(expires) = session.timers.get(SessionTimer::Expiry) {
             if expires <= now {
                 // Expired but not yet swept by handle_timeout.
                 self.close_session(id, ServerCloseReason::ReconnectTimeout, false);
@@ -88,8 +85,11 @@ impl Server {
         session.info.stats.reconnections += 1;
         // A fresh connection gets a fresh chance to answer; pings re-sent below may still be
         // answered under their old cids.
-        session.unanswered = 0;
-        session.next_ping = next_ping;
+        session.requests.unanswered_pings = 0;
+        session.timers.stop_all();
+        if let Some(at) = next_ping {
+            session.timers.set(SessionTimer::Ping, at);
+        }
         let (code, last_field, frames) = match resend {
             Some(frames) => (
                 ResponseCode::Reconnected,
@@ -97,10 +97,7 @@ impl Server {
                 frames,
             ),
             None => {
-                session.info.client_sequence = 0;
-                session.info.server_sequence = 0;
-                session.recovery.clear();
-                session.outstanding.clear();
+                session.reset_sequences();
                 (
                     ResponseCode::ReconnectedWithMessageLoss,
                     LastField::MaxMessageSize(keep_max),

@@ -5,9 +5,9 @@ use bytes::{Bytes, BytesMut};
 
 use super::{ConnectionId, Server, ServerEvent};
 use crate::credentials::Credentials;
-use crate::message::{ErrorReason, Message, ServiceId};
 use crate::handshake::ConnectionParams;
 use crate::handshake::SessionId;
+use crate::message::{ErrorReason, Message, ServiceId};
 use crate::wire::{self, Reader};
 
 impl Server {

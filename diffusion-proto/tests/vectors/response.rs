@@ -1,11 +1,11 @@
 //! `connection_response.json` against `ConnectionResponse`, `ResponseHeader`,
 //! `ResponseFields`, `ResponseCode`, `SessionId` and `SessionToken`.
 
-use diffusion_proto::{ResponseFields, ResponseHeader};
 use diffusion_proto::{
     ConnectionResponse, ProtocolVersion, ResponseClass, ResponseCode, ResponseError, SessionGrant, SessionId,
     SessionToken,
 };
+use diffusion_proto::{ResponseFields, ResponseHeader};
 
 use crate::json::{load, unhex, V};
 
