@@ -10,8 +10,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use diffusion_proto::{
-    ClientSession, ErrorReason, Event, InboundRequestId, Output, Reply, RequestId, ServiceId, SessionStatus,
-    StateChange, TransportError,
+    ClientSession, ErrorReason, Event, InboundRequestId, Output, Reply, RequestId, ServiceId, StateChange,
+    TransportError,
 };
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -21,7 +21,7 @@ use tungstenite::Message as WsMessage;
 
 use crate::error::Error;
 use crate::runtime::{self, Runtime, Tls};
-use crate::shared::{Changes, Command, Handler, Listener};
+use crate::shared::{Changes, Command, Handler, Listener, Published};
 
 /// An inbound request's answer, from the task that ran its handler.
 struct Answer {
@@ -86,7 +86,7 @@ pub(crate) struct Driver<R: Runtime> {
     answers: Option<(mpsc::UnboundedSender<Answer>, mpsc::UnboundedReceiver<Answer>)>,
     waiting: HashMap<RequestId, oneshot::Sender<Result<Reply, Error>>>,
     handlers: HashMap<ServiceId, Handler>,
-    status: watch::Sender<SessionStatus>,
+    status: watch::Sender<Published>,
     changes: Arc<Changes>,
     listeners: Vec<Listener>,
     close_waiters: Vec<oneshot::Sender<()>>,
@@ -101,7 +101,7 @@ impl<R: Runtime> Driver<R> {
         core: ClientSession,
         tls: Tls,
         commands: mpsc::UnboundedReceiver<Command>,
-        status: watch::Sender<SessionStatus>,
+        status: watch::Sender<Published>,
         changes: Arc<Changes>,
     ) -> Self {
         let ws_config = runtime::websocket_config(core.config().max_inbound_message_size);
@@ -423,7 +423,8 @@ impl<R: Runtime> Driver<R> {
                 }
             },
             Event::SystemPingAnswered => {
-                self.status.send_replace(self.core.status());
+                let status = self.core.status();
+                self.status.send_modify(|p| p.status = status);
             }
             // Topic messages are outside the session layer this client offers.
             Event::Topic(_) => {}
@@ -431,8 +432,9 @@ impl<R: Runtime> Driver<R> {
         }
     }
 
-    /// A state change reaches the streams and listeners first, then the status that
-    /// `connect()` and every handle read: whoever sees the new state can find the change.
+    /// A state change: the handles read the new status at once, the streams and listeners
+    /// get the change, and only then is `connect()` woken, so that by the time it returns
+    /// they all have it.
     fn publish(&mut self, change: StateChange) {
         match &change.reason {
             Some(reason) => tracing::info!(old = %change.old, new = %change.new, %reason, "session state"),
@@ -440,6 +442,12 @@ impl<R: Runtime> Driver<R> {
                 tracing::info!(old = %change.old, new = %change.new, session = ?self.core.session_id(), "session state")
             }
         }
+        let status = self.core.status();
+        self.status.send_if_modified(|p| {
+            p.status = status;
+            p.settled = false;
+            false
+        });
         self.changes.publish(&change, &mut self.listeners);
         for listener in &self.listeners {
             let call = std::panic::AssertUnwindSafe(|| listener(&change));
@@ -447,6 +455,6 @@ impl<R: Runtime> Driver<R> {
                 tracing::error!("a state change listener panicked");
             }
         }
-        self.status.send_replace(self.core.status());
+        self.status.send_modify(|p| p.settled = true);
     }
 }

@@ -18,7 +18,7 @@ use crate::data::SessionData;
 use crate::driver::Driver;
 use crate::error::Error;
 use crate::runtime::{Runtime, Tls};
-use crate::shared::{Changes, Command, Handler};
+use crate::shared::{Changes, Command, Handler, Published};
 
 /// Builds a [`Session`]: URL, principal, credentials, properties and options.
 ///
@@ -174,7 +174,10 @@ impl<R: Runtime> SessionBuilder<R> {
             Tls::Unavailable
         };
         let (commands, receiver) = mpsc::unbounded_channel();
-        let (status, status_rx) = watch::channel(SessionStatus::default());
+        let (status, status_rx) = watch::channel(Published {
+            status: SessionStatus::default(),
+            settled: true,
+        });
         Ok(Session {
             shared: Arc::new(Shared {
                 commands,
@@ -205,14 +208,14 @@ struct Start {
     config: ClientConfig,
     tls: Tls,
     receiver: mpsc::UnboundedReceiver<Command>,
-    status: watch::Sender<SessionStatus>,
+    status: watch::Sender<Published>,
 }
 
 struct Shared {
     commands: mpsc::UnboundedSender<Command>,
     start: Mutex<Option<Start>>,
     /// What the driver last published of the core's status.
-    status: watch::Receiver<SessionStatus>,
+    status: watch::Receiver<Published>,
     changes: Arc<Changes>,
     data: SessionData,
 }
@@ -236,6 +239,7 @@ impl<R> Clone for Session<R> {
 impl<R> std::fmt::Debug for Session<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let s = self.shared.status.borrow();
+        let s = &s.status;
         f.debug_struct("Session")
             .field("state", &s.state)
             .field("session_id", &s.session_id)
@@ -296,10 +300,10 @@ impl<R: Runtime> Session<R> {
         R::spawn(driver.run());
         let mut watch = self.shared.status.clone();
         let status = watch
-            .wait_for(|s| s.state != SessionState::Connecting)
+            .wait_for(|p| p.settled && p.status.state != SessionState::Connecting)
             .await
-            .map(|s| s.clone())
-            .unwrap_or_else(|_| self.shared.status.borrow().clone());
+            .map(|p| p.status.clone())
+            .unwrap_or_else(|_| self.status());
         match status.state {
             SessionState::ConnectedActive | SessionState::RecoveringReconnect => Ok(()),
             _ => Err(Error::from_close(
@@ -330,37 +334,37 @@ impl<R: Runtime> Session<R> {
 
     /// The session id, once connected.
     pub fn session_id(&self) -> Option<SessionId> {
-        self.shared.status.borrow().session_id
+        self.status().session_id
     }
 
     /// The current state.
     pub fn state(&self) -> SessionState {
-        self.shared.status.borrow().state
+        self.status().state
     }
 
     /// Why the session closed, once it has.
     pub fn close_reason(&self) -> Option<CloseReason> {
-        self.shared.status.borrow().close_reason.clone()
+        self.status().close_reason.clone()
     }
 
     /// The code of the latest connection response: 100, or 105/106 after a reconnection.
     pub fn response_code(&self) -> Option<ResponseCode> {
-        self.shared.status.borrow().response_code
+        self.status().response_code
     }
 
     /// The server's system ping period, once connected.
     pub fn ping_period(&self) -> Option<Duration> {
-        self.shared.status.borrow().ping_period
+        self.status().ping_period
     }
 
     /// The largest message the server accepts, once connected.
     pub fn max_message_size(&self) -> Option<u32> {
-        self.shared.status.borrow().max_message_size
+        self.status().max_message_size
     }
 
     /// How many of the server's system pings this session has answered.
     pub fn system_pings_answered(&self) -> u64 {
-        self.shared.status.borrow().system_pings_answered
+        self.status().system_pings_answered
     }
 
     /// The per-session typed store.
@@ -388,6 +392,10 @@ impl<R: Runtime> Session<R> {
         self.shared.changes.listen(Box::new(listener));
     }
 
+    fn status(&self) -> SessionStatus {
+        self.shared.status.borrow().status.clone()
+    }
+
     fn send(&self, command: Command) -> Result<(), Error> {
         self.shared
             .commands
@@ -396,7 +404,7 @@ impl<R: Runtime> Session<R> {
     }
 
     fn closed_error(&self) -> Error {
-        let snapshot = self.shared.status.borrow();
+        let snapshot = self.status();
         match &snapshot.close_reason {
             Some(reason) => Error::Closed(reason.clone()),
             None if snapshot.state == SessionState::Connecting => {

@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
-use diffusion_proto::{Reply, ServiceId, StateChange};
+use diffusion_proto::{Reply, ServiceId, SessionStatus, StateChange};
 use tokio::sync::{broadcast, oneshot};
 
 use crate::error::Error;
@@ -36,6 +36,15 @@ pub(crate) enum Command {
     Close {
         done: oneshot::Sender<()>,
     },
+}
+
+/// The core's status as the driver last published it. `settled` is false only while a
+/// state change is being handed to streams and listeners: the handles already read the new
+/// status, but `connect()` waits until every stream and listener has the change.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Published {
+    pub(crate) status: SessionStatus,
+    pub(crate) settled: bool,
 }
 
 /// How many state changes a slow stream may fall behind before it skips the oldest.

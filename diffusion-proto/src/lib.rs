@@ -50,7 +50,8 @@ pub use properties::{validate_key, PropertyError, SessionProperties, CLIENT_SETT
 pub use reconnect::{Backoff, FixedDelay, ReconnectAction, ReconnectConfig, ReconnectStrategy};
 pub use server::{
     AcceptOutcome, AllowAll, Authenticator, ConnectionId, CounterEntropy, Entropy, Server, ServerCloseReason,
-    ServerConfig, ServerEvent, ServerOutput, SessionInfo, SessionStats, UpgradeRequest, UserTable,
+    ServerConfig, ServerEvent, ServerEventKind, ServerOutput, ServerStats, SessionInfo, SessionStats,
+    UpgradeRequest, UserTable,
 };
 pub use state::{CloseReason, ClosedBy, SessionState};
 pub use transport::TransportError;

@@ -9,6 +9,7 @@ use crate::wire::{self, Reader, WireError};
 
 /// A service identifier (varint int32 after the SERVICE_REQUEST type byte).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize), serde(transparent))]
 pub struct ServiceId(pub i32);
 
 impl ServiceId {
@@ -129,6 +130,20 @@ impl std::fmt::Display for ErrorReason {
 
 /// Type codes of the message type byte (its low 6 bits).
 pub mod type_code {
+    /// The SPEC §4.2 name of a type code, e.g. `SERVICE_REQUEST`.
+    pub fn name(code: u8) -> Option<&'static str> {
+        Some(match code {
+            SERVICE_REQUEST => "SERVICE_REQUEST",
+            TOPIC_VALUE => "TOPIC_VALUE",
+            TOPIC_DELTA => "TOPIC_DELTA",
+            SERVICE_RESPONSE => "SERVICE_RESPONSE",
+            SERVICE_ERROR => "SERVICE_ERROR",
+            ABORT => "ABORT",
+            CLOSE_REQUEST => "CLOSE_REQUEST",
+            _ => return None,
+        })
+    }
+
     /// SERVICE_REQUEST.
     pub const SERVICE_REQUEST: u8 = 0;
     /// TOPIC_VALUE.

@@ -19,7 +19,7 @@ use diffusion_client::{
     SessionState,
 };
 use diffusion_proto::Message;
-use diffusion_test_server::{DropKind, Fault, LogKind, Options, ServerEvent, TestServer};
+use diffusion_test_server::{DropKind, Fault, LogKind, Options, ServerEvent, ServerEventKind, TestServer};
 use futures_util::StreamExt;
 
 /// How long any one wait of a scenario may take before it fails.
@@ -338,8 +338,12 @@ pub async fn inbound_requests_reach_registered_handlers<R: Runtime>() {
             .log()
             .iter()
             .filter_map(|e| match &e.kind {
-                LogKind::Server(ServerEvent::ResponseReceived {
-                    service, response, ..
+                LogKind::Server(ServerEvent {
+                    kind:
+                        ServerEventKind::ResponseReceived {
+                            service, response, ..
+                        },
+                    ..
                 }) => Some((*service, response.clone())),
                 _ => None,
             })

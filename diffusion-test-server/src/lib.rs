@@ -45,10 +45,13 @@
 #![deny(missing_docs)]
 
 mod conn;
+mod faults;
 mod hub;
 mod log;
 mod options;
+mod shared;
 mod tls;
+mod upgrade;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -60,16 +63,20 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
 
-pub use crate::log::{type_name, Direction, LogEntry, LogKind, Side, Stats, UpgradeLog};
+pub use crate::log::{Direction, FaultAction, LogEntry, LogKind, Side};
 pub use crate::options::{DropKind, Fault, Malformed, Options};
+pub use crate::shared::Stats;
 pub use crate::tls::TlsIdentity;
 #[cfg(feature = "tls")]
 pub use crate::tls::{self_signed, try_self_signed};
+pub use crate::upgrade::UpgradeLog;
 pub use diffusion_proto::REDACTED;
-pub use diffusion_proto::{ServerCloseReason, ServerEvent, SessionInfo, SessionStats};
+pub use diffusion_proto::{ServerCloseReason, ServerEvent, ServerEventKind, SessionInfo, SessionStats};
 
 use crate::conn::{ConnSetup, Input};
-use crate::hub::{lock, Control, Hub, Shared};
+use crate::faults::Faults;
+use crate::hub::{Control, Hub};
+use crate::shared::{lock, Shared};
 
 /// A running test server on 127.0.0.1. Dropping it stops it (its tasks are aborted);
 /// [`TestServer::shutdown`] also waits for that.
@@ -136,7 +143,11 @@ impl TestServer {
         let (inputs_tx, inputs) = mpsc::channel(1024);
         let (control, control_rx) = mpsc::unbounded_channel();
         let hub = tokio::spawn(
-            Hub::new(shared.clone(), options.fault, options.reconnect_answer).run(inputs, control_rx),
+            Hub::new(
+                shared.clone(),
+                Faults::new(options.fault, options.reconnect_answer),
+            )
+            .run(inputs, control_rx),
         );
         let acceptor = tokio::spawn(accept_loop(listener, setup, inputs_tx, shared.clone()));
         Ok(TestServer {
@@ -191,7 +202,7 @@ impl TestServer {
 
     /// The counters so far.
     pub fn stats(&self) -> Stats {
-        *lock(&self.shared.stats)
+        self.shared.stats()
     }
 
     /// Forgets every session, as a restarted server would: attached connections are dropped

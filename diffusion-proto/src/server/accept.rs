@@ -8,7 +8,8 @@ use base64::Engine as _;
 
 use super::session::{Link, ServerRequests, Session, SessionTimer};
 use super::{
-    AcceptOutcome, ConnectionId, Server, ServerEvent, ServerOutput, SessionInfo, SessionStats, UpgradeRequest,
+    AcceptOutcome, ConnectionId, Server, ServerEvent, ServerEventKind, ServerOutput, SessionInfo,
+    SessionStats, UpgradeRequest,
 };
 use crate::handshake::{ConnectionParams, ParamError, ParameterCarrier, RawParams};
 use crate::handshake::{
@@ -83,7 +84,12 @@ impl Server {
             frame: ConnectionResponse::Rejected(code).encode(version),
         });
         self.outputs.push_back(ServerOutput::CloseTransport { conn });
-        self.event(ServerEvent::Rejected { conn, code, reason });
+        self.stats.rejections += 1;
+        self.event(ServerEvent {
+            conn: Some(conn),
+            session_id: None,
+            kind: ServerEventKind::Rejected { code, reason },
+        });
         AcceptOutcome::Rejected { code }
     }
 
@@ -145,19 +151,22 @@ impl Server {
         if let Some(at) = self.ping_deadline(now) {
             session.timers.set(SessionTimer::Ping, at);
         }
+        self.stats.sessions_opened += 1;
         self.tokens.insert(*token.as_bytes(), id);
         self.connections.insert(conn, id);
         self.sessions.insert(id, session);
-        self.event(ServerEvent::Connected {
-            conn,
-            session_id: id,
-            principal: params.principal,
-            properties: params.properties,
-            version: params.version,
-            carrier,
-            client_type: params.client_type,
-            capabilities: params.capabilities,
-            reconnect_timeout,
+        self.event(ServerEvent {
+            conn: Some(conn),
+            session_id: Some(id),
+            kind: ServerEventKind::Connected {
+                principal: params.principal,
+                properties: params.properties,
+                version: params.version,
+                carrier,
+                client_type: params.client_type,
+                capabilities: params.capabilities,
+                reconnect_timeout,
+            },
         });
         AcceptOutcome::Accepted {
             session_id: id,

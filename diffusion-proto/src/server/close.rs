@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use super::session::{Link, SessionTimer};
-use super::{ConnectionId, Server, ServerCloseReason, ServerEvent, ServerOutput};
+use super::{ConnectionId, Server, ServerCloseReason, ServerEvent, ServerEventKind, ServerOutput};
 use crate::handshake::SessionId;
 use crate::message::Message;
 
@@ -52,10 +52,10 @@ impl Server {
         if let Some(at) = expires {
             session.timers.set(SessionTimer::Expiry, at);
         }
-        self.event(ServerEvent::Detached {
-            conn,
-            session_id: id,
-            expires,
+        self.event(ServerEvent {
+            conn: Some(conn),
+            session_id: Some(id),
+            kind: ServerEventKind::Detached { expires },
         });
         if timeout.is_zero() {
             self.close_session(id, ServerCloseReason::ConnectionLost, false);
@@ -68,10 +68,12 @@ impl Server {
             return;
         };
         self.tokens.remove(session.token.as_bytes());
+        let mut stats = session.info.stats;
         let conn = match session.link {
             Link::Attached(conn) => {
                 self.connections.remove(&conn);
                 if abort {
+                    stats.aborts_sent += 1;
                     self.outputs.push_back(ServerOutput::Transmit {
                         conn,
                         frame: Message::Abort.to_bytes(),
@@ -82,10 +84,11 @@ impl Server {
             }
             Link::Detached => None,
         };
-        self.event(ServerEvent::SessionClosed {
-            session_id: id,
+        self.stats.sessions += stats;
+        self.event(ServerEvent {
             conn,
-            reason,
+            session_id: Some(id),
+            kind: ServerEventKind::SessionClosed { reason },
         });
     }
 }

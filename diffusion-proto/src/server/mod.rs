@@ -31,8 +31,8 @@ use bytes::Bytes;
 
 pub use auth::{AllowAll, Authenticator, CounterEntropy, Entropy, UserTable};
 pub use config::{ConnectionId, ServerConfig, UpgradeRequest};
-pub use output::{AcceptOutcome, ServerCloseReason, ServerEvent, ServerOutput};
-pub use session::{SessionInfo, SessionStats};
+pub use output::{AcceptOutcome, ServerCloseReason, ServerEvent, ServerEventKind, ServerOutput};
+pub use session::{ServerStats, SessionInfo, SessionStats};
 
 use crate::handshake::SessionId;
 use crate::message::{Message, ServiceId};
@@ -123,6 +123,8 @@ pub struct Server {
     connections: BTreeMap<ConnectionId, SessionId>,
     services: BTreeSet<ServiceId>,
     outputs: VecDeque<ServerOutput>,
+    /// Counters of closed sessions, and of the server itself.
+    stats: ServerStats,
 }
 
 impl fmt::Debug for Server {
@@ -153,6 +155,7 @@ impl Server {
             connections: BTreeMap::new(),
             services: BTreeSet::new(),
             outputs: VecDeque::new(),
+            stats: ServerStats::default(),
         }
     }
 
@@ -161,7 +164,19 @@ impl Server {
         &self.config
     }
 
-    /// The next thing to do, in order.
+    /// Counters since the server started: sessions opened, rejections, and every
+    /// session's counters added up (closed sessions included).
+    pub fn stats(&self) -> ServerStats {
+        let mut stats = self.stats;
+        for session in self.sessions.values() {
+            stats.sessions += session.info.stats;
+        }
+        stats
+    }
+
+    /// The next thing to do, in order. Drain it until `None` after every call (see the
+    /// polling contract above).
+    #[must_use]
     pub fn poll_output(&mut self) -> Option<ServerOutput> {
         self.outputs.pop_front()
     }
@@ -209,6 +224,7 @@ impl Server {
         };
         if message == Message::Abort {
             if let Link::Attached(conn) = session.link {
+                session.info.stats.aborts_sent += 1;
                 self.outputs.push_back(ServerOutput::Transmit {
                     conn,
                     frame: message.to_bytes(),

@@ -4,7 +4,9 @@
 use std::time::{Duration, Instant};
 
 use super::session::{Link, SessionTimer};
-use super::{AcceptOutcome, ConnectionId, Server, ServerCloseReason, ServerEvent, ServerOutput};
+use super::{
+    AcceptOutcome, ConnectionId, Server, ServerCloseReason, ServerEvent, ServerEventKind, ServerOutput,
+};
 use crate::handshake::{ConnectionParams, ReconnectParams};
 use crate::handshake::{ConnectionResponse, LastField, ResponseCode, SessionGrant};
 
@@ -124,12 +126,14 @@ impl Server {
                 .map(|frame| ServerOutput::Transmit { conn, frame }),
         );
         self.connections.insert(conn, id);
-        self.event(ServerEvent::Reconnected {
-            conn,
-            session_id: id,
-            code,
-            resent,
-            replaced,
+        self.event(ServerEvent {
+            conn: Some(conn),
+            session_id: Some(id),
+            kind: ServerEventKind::Reconnected {
+                code,
+                resent,
+                replaced,
+            },
         });
         AcceptOutcome::Accepted {
             session_id: id,

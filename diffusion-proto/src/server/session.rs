@@ -19,6 +19,7 @@ const MAX_OUTSTANDING: usize = 1024;
 
 /// Counters of one session, cumulative since it was opened (106 does not reset them).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SessionStats {
     /// Client messages received, of any type.
     pub messages_received: u64,
@@ -40,6 +41,35 @@ pub struct SessionStats {
     pub ignored_messages: u64,
     /// Successful reconnections (105 or 106).
     pub reconnections: u64,
+    /// ABORTs sent.
+    pub aborts_sent: u64,
+}
+
+impl std::ops::AddAssign for SessionStats {
+    fn add_assign(&mut self, other: SessionStats) {
+        self.messages_received += other.messages_received;
+        self.messages_sent += other.messages_sent;
+        self.messages_resent += other.messages_resent;
+        self.system_pings_sent += other.system_pings_sent;
+        self.system_pings_answered += other.system_pings_answered;
+        self.user_pings_answered += other.user_pings_answered;
+        self.close_requests += other.close_requests;
+        self.unknown_services += other.unknown_services;
+        self.ignored_messages += other.ignored_messages;
+        self.reconnections += other.reconnections;
+        self.aborts_sent += other.aborts_sent;
+    }
+}
+
+/// Counters of the whole server since it started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ServerStats {
+    /// Sessions opened (response 100).
+    pub sessions_opened: u64,
+    /// Connection requests refused with a 3-byte response.
+    pub rejections: u64,
+    /// Every session's [`SessionStats`] added up, those of closed sessions included.
+    pub sessions: SessionStats,
 }
 
 /// What a test can inspect of one session. Holds no secret.
