@@ -10,6 +10,7 @@ use crate::wire::{self, Reader, WireError};
 /// A service identifier (varint int32 after the SERVICE_REQUEST type byte).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize), serde(transparent))]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct ServiceId(pub i32);
 
 impl ServiceId {
@@ -51,6 +52,7 @@ impl std::fmt::Display for ServiceId {
 
 /// The reason code carried by a SERVICE_ERROR (SPEC §7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct ErrorReason(pub i32);
 
 impl ErrorReason {
@@ -165,6 +167,7 @@ const ZLIB_BITS: u8 = 0x80;
 
 /// One Diffusion message.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub enum Message {
     /// A request to the peer's service `service`, answered under `cid`.
     ServiceRequest {
@@ -173,6 +176,7 @@ pub enum Message {
         /// Conversation id chosen by the requester (0 means one-way).
         cid: i64,
         /// The service's request payload.
+        #[cfg_attr(feature = "arbitrary", arbitrary(with = arbitrary_bytes))]
         payload: Bytes,
     },
     /// The answer to the peer's request `cid`.
@@ -180,6 +184,7 @@ pub enum Message {
         /// The conversation id of the request.
         cid: i64,
         /// The service's response payload.
+        #[cfg_attr(feature = "arbitrary", arbitrary(with = arbitrary_bytes))]
         payload: Bytes,
     },
     /// The failure of the peer's request `cid`.
@@ -198,6 +203,7 @@ pub enum Message {
         /// True when the body is zlib-compressed (type byte 0x80).
         compressed: bool,
         /// The value bytes, as received.
+        #[cfg_attr(feature = "arbitrary", arbitrary(with = arbitrary_bytes))]
         payload: Bytes,
     },
     /// A topic delta, kept opaque.
@@ -207,12 +213,19 @@ pub enum Message {
         /// True when the body is zlib-compressed.
         compressed: bool,
         /// The delta bytes, as received.
+        #[cfg_attr(feature = "arbitrary", arbitrary(with = arbitrary_bytes))]
         payload: Bytes,
     },
     /// The server ends the session.
     Abort,
     /// The client asks the server to end the session.
     CloseRequest,
+}
+
+/// A payload as `arbitrary` makes a `Vec<u8>`.
+#[cfg(feature = "arbitrary")]
+fn arbitrary_bytes(u: &mut arbitrary::Unstructured<'_>) -> arbitrary::Result<Bytes> {
+    Ok(Bytes::from(<Vec<u8> as arbitrary::Arbitrary>::arbitrary(u)?))
 }
 
 /// Why a frame is not a message.

@@ -3,14 +3,14 @@
 
 // Harness code outside #[test] functions may unwrap too.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-use std::collections::HashSet;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
+use diffusion_proto::testing::Checker;
 use diffusion_proto::{
     ClientConfig, ClientSession, ConnectionResponse, ErrorReason, Event, LastField, Message, Output,
-    ProtocolVersion, RequestId, ResponseCode, ServiceId, SessionError, SessionGrant, SessionId, SessionToken,
-    StateChange, TransportError,
+    ProtocolVersion, ResponseCode, ServiceId, SessionError, SessionGrant, SessionId, SessionToken,
+    TransportError,
 };
 use proptest::prelude::*;
 
@@ -109,8 +109,8 @@ proptest! {
         if !reconnect { config.reconnect = None; }
         if timeout { config.request_timeout = Some(Duration::from_millis(700)); }
         let mut s = ClientSession::new(config, now);
-        let mut state = s.state();
-        let mut open: HashSet<RequestId> = HashSet::new();
+        let mut check = Checker::default();
+        check.drain(&mut s);
         for input in inputs {
             match input {
                 Input::Frame(f) => s.handle_frame(now, f),
@@ -123,32 +123,17 @@ proptest! {
                 }
                 Input::Advance(ms) => { now += Duration::from_millis(ms); s.handle_timeout(now) }
                 Input::TransportClosed => s.handle_transport_closed(now, TransportError::Ended),
-                Input::Ping => { if let Ok(id) = s.ping(now, SystemTime::UNIX_EPOCH) { prop_assert!(open.insert(id)); } }
+                Input::Ping => { if let Ok(id) = s.ping(now, SystemTime::UNIX_EPOCH) { check.issued(id); } }
                 Input::Invoke(n) => {
                     if let Ok(id) = s.invoke(now, SystemTime::UNIX_EPOCH, ServiceId(99), Bytes::from(vec![0; n])) {
-                        prop_assert!(open.insert(id));
+                        check.issued(id);
                     }
                 }
                 Input::Close => s.close(now),
             }
-            for out in drain(&mut s) {
-                match out {
-                    Output::Event(Event::StateChanged(StateChange { old, new, reason })) => {
-                        prop_assert_eq!(old, state);
-                        prop_assert!(old.can_transition_to(new), "{} -> {}", old, new);
-                        prop_assert_eq!(new.is_closed(), reason.is_some());
-                        state = new;
-                    }
-                    Output::Event(Event::Response { id, .. }) => prop_assert!(open.remove(&id), "{:?} twice", id),
-                    _ => {}
-                }
-            }
-            prop_assert_eq!(s.state(), state);
-            prop_assert_eq!(s.pending_requests(), open.len());
-        }
-        if state.is_closed() {
-            prop_assert!(open.is_empty());
-            prop_assert_eq!(s.poll_timeout(), None);
+            // Only §11.3 transitions, every request ended exactly once, nothing pending or
+            // timed once closed.
+            check.drain(&mut s);
         }
     }
 }

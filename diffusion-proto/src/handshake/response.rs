@@ -14,6 +14,7 @@ const REJECTION_LEN: usize = ConnectionResponse::REJECTION_LEN;
 
 /// A protocol version this crate speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub enum ProtocolVersion {
     /// Version 25, spoken by the official Python client 6.12 (the default).
     #[default]
@@ -281,6 +282,30 @@ pub enum ConnectionResponse {
     Accepted(SessionGrant),
     /// The connection was refused with this code.
     Rejected(ResponseCode),
+}
+
+/// Only responses that can be sent: a code from [`ResponseCode::ALL`], with the session
+/// fields exactly when the code opens a session.
+#[cfg(feature = "arbitrary")]
+impl<'a> arbitrary::Arbitrary<'a> for ConnectionResponse {
+    fn arbitrary(u: &mut arbitrary::Unstructured<'a>) -> arbitrary::Result<Self> {
+        let code = *u.choose(ResponseCode::ALL)?;
+        if !code.opens_session() {
+            return Ok(ConnectionResponse::Rejected(code));
+        }
+        let session_id = SessionId {
+            server: u.arbitrary()?,
+            value: u.arbitrary()?,
+        };
+        let token = SessionToken::new(u.arbitrary()?);
+        Ok(ConnectionResponse::Accepted(SessionGrant::new(
+            code,
+            session_id,
+            token,
+            u.arbitrary()?,
+            u.arbitrary()?,
+        )))
+    }
 }
 
 /// Why a connection response could not be accepted.
