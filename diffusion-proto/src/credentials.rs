@@ -23,6 +23,7 @@ pub enum Credentials {
 
 /// Why a `password` parameter or raw credentials could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum CredentialsError {
     /// The parameter was not standard base64.
     #[error("credentials parameter is not valid base64")]

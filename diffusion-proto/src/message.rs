@@ -230,6 +230,7 @@ fn arbitrary_bytes(u: &mut arbitrary::Unstructured<'_>) -> arbitrary::Result<Byt
 
 /// Why a frame is not a message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum MessageError {
     /// The frame was empty.
     #[error("empty frame: a message has at least its type byte")]

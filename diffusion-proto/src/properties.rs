@@ -4,6 +4,7 @@
 
 /// Why a session property was refused or an `sp` value could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum PropertyError {
     /// The key is empty.
     #[error("session property key is empty")]

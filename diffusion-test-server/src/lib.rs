@@ -43,6 +43,7 @@
 //! `diffusion_proto`'s, documented on its `Server`.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+#![warn(unreachable_pub)]
 
 mod conn;
 mod faults;

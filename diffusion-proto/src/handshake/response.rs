@@ -310,6 +310,7 @@ impl<'a> arbitrary::Arbitrary<'a> for ConnectionResponse {
 
 /// Why a connection response could not be accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ResponseError {
     /// The frame was shorter than its form needs.
     #[error("connection response truncated: {len} byte(s), at least {needed} needed")]
