@@ -1095,15 +1095,12 @@ fn counter_entropy_is_the_counter() {
     assert_eq!(hex(&longer), "00020000000000000002");
 }
 
-/// The connection parameter names the server reads from headers (SPEC §2.3), so that the
-/// arbitrary headers often carry one.
-const PARAMETER_NAMES: [&str; 10] = [
-    "v", "ty", "ca", "r", "username", "password", "sp", "c", "cs", "ss",
-];
-
 fn any_headers() -> impl Strategy<Value = Vec<(String, Vec<u8>)>> {
+    // The connection parameter names the server reads (SPEC §2.3), so that the arbitrary
+    // headers often carry one.
+    let names: Vec<&str> = diffusion_proto::RawParams::names().collect();
     let name = prop_oneof![
-        proptest::sample::select(PARAMETER_NAMES.to_vec()).prop_map(str::to_owned),
+        proptest::sample::select(names).prop_map(str::to_owned),
         "[A-Za-z-]{1,8}",
     ];
     proptest::collection::vec((name, proptest::collection::vec(any::<u8>(), 0..40)), 0..8)

@@ -102,7 +102,6 @@ pub enum LogKind {
         /// Its length in bytes.
         len: usize,
         /// The session id in bytes 3..19, when the frame holds one.
-        #[serde(serialize_with = "display_option")]
         session_id: Option<SessionId>,
         /// The fault that made or replaced it (`reject-all`, `reconnect-answer`, a
         /// [`crate::Malformed`] name), `None` for the protocol server's own answer.
@@ -221,16 +220,6 @@ impl LogEntry {
 
 fn ms<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64(d.as_secs_f64() * 1000.0)
-}
-
-pub(crate) fn display_option<S: Serializer, T: std::fmt::Display>(
-    value: &Option<T>,
-    s: S,
-) -> Result<S::Ok, S::Error> {
-    match value {
-        Some(v) => s.collect_str(v),
-        None => s.serialize_none(),
-    }
 }
 
 pub(crate) fn pairs<S: Serializer>(p: &[(String, String)], s: S) -> Result<S::Ok, S::Error> {

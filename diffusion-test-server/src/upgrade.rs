@@ -4,7 +4,7 @@
 use diffusion_proto::{ParameterCarrier, RawParam, RawParams};
 use serde::Serialize;
 
-use crate::log::{display_option, pairs};
+use crate::log::pairs;
 
 /// A WebSocket upgrade request as the server saw it, secrets redacted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -20,7 +20,6 @@ pub struct UpgradeLog {
     /// The names of all request headers, lower-case.
     pub header_names: Vec<String>,
     /// Where `v` was found.
-    #[serde(serialize_with = "display_option")]
     pub carrier: Option<ParameterCarrier>,
     /// `v` as a number, supported or not.
     pub version: Option<u32>,

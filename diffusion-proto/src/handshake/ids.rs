@@ -16,6 +16,14 @@ impl std::fmt::Display for SessionId {
     }
 }
 
+/// As its text, `0123456789abcdef-0123456789abcdef`.
+#[cfg(feature = "serde")]
+impl serde::Serialize for SessionId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
 /// Why a text is not a session id.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0:?} is not a session id of the form 0123456789abcdef-0123456789abcdef")]

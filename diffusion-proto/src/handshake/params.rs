@@ -42,6 +42,14 @@ impl ParameterCarrier {
     }
 }
 
+/// As its name: `headers` or `query`.
+#[cfg(feature = "serde")]
+impl serde::Serialize for ParameterCarrier {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
+}
+
 impl fmt::Display for ParameterCarrier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
@@ -326,6 +334,14 @@ impl<'a> RawParams<'a> {
         RawParams {
             entries: pairs.chain(headers).collect(),
         }
+    }
+
+    /// The names of the connection parameters a server reads (SPEC §2.3).
+    pub fn names() -> impl Iterator<Item = &'static str> {
+        PARAMETER_NAMES
+            .iter()
+            .filter(|(_, u)| *u != Use::Recorded)
+            .map(|(name, _)| *name)
     }
 
     /// Every parameter in arrival order: the query's, then the headers'.

@@ -112,13 +112,7 @@ pub struct ServerEvent {
     #[cfg_attr(feature = "serde", serde(skip))]
     pub conn: Option<ConnectionId>,
     /// The session, `None` for a connection refused before it had one.
-    #[cfg_attr(
-        feature = "serde",
-        serde(
-            serialize_with = "ser::display_option",
-            skip_serializing_if = "Option::is_none"
-        )
-    )]
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
     pub session_id: Option<SessionId>,
     /// What happened.
     #[cfg_attr(feature = "serde", serde(flatten))]
@@ -142,7 +136,6 @@ pub enum ServerEventKind {
         #[cfg_attr(feature = "serde", serde(serialize_with = "ser::version"))]
         version: ProtocolVersion,
         /// Where `v` was found: the query or the headers.
-        #[cfg_attr(feature = "serde", serde(serialize_with = "ser::display"))]
         carrier: ParameterCarrier,
         /// `ty`.
         client_type: String,
@@ -361,7 +354,6 @@ impl fmt::Display for ServerCloseReason {
 /// How the `serde` feature writes the fields of a [`ServerEvent`].
 #[cfg(feature = "serde")]
 mod ser {
-    use std::fmt::Display;
     use std::time::{Duration, Instant};
 
     use serde::Serializer;
@@ -369,20 +361,6 @@ mod ser {
     use crate::handshake::{ProtocolVersion, ResponseCode};
     use crate::message::Message;
     use crate::properties::SessionProperties;
-
-    pub(super) fn display<S: Serializer>(value: &impl Display, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(value)
-    }
-
-    pub(super) fn display_option<S: Serializer, T: Display>(
-        value: &Option<T>,
-        s: S,
-    ) -> Result<S::Ok, S::Error> {
-        match value {
-            Some(v) => s.collect_str(v),
-            None => s.serialize_none(),
-        }
-    }
 
     pub(super) fn properties<S: Serializer>(p: &SessionProperties, s: S) -> Result<S::Ok, S::Error> {
         s.collect_map(p.iter())
