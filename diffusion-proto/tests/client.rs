@@ -138,13 +138,19 @@ proptest! {
     }
 }
 
+/// A session connected at `now` by a 100 whose maximum message size is `max`.
+fn connected(now: Instant, max: u32) -> ClientSession {
+    let mut s = ClientSession::new(ClientConfig::new("ws://h:1").unwrap(), now);
+    drain(&mut s);
+    s.handle_frame(now, grant(ResponseCode::Ok, max));
+    drain(&mut s);
+    s
+}
+
 #[test]
 fn oversize_request_is_refused_and_nothing_is_sent() {
     let now = Instant::now();
-    let mut s = ClientSession::new(ClientConfig::new("ws://h:1").unwrap(), now);
-    drain(&mut s);
-    s.handle_frame(now, grant(ResponseCode::Ok, 64));
-    drain(&mut s);
+    let mut s = connected(now, 64);
     let err = s
         .invoke(
             now,
@@ -161,10 +167,7 @@ fn oversize_request_is_refused_and_nothing_is_sent() {
 #[test]
 fn system_ping_is_answered_whatever_its_cid_and_other_cid0_requests_are_not() {
     let now = Instant::now();
-    let mut s = ClientSession::new(ClientConfig::new("ws://h:1").unwrap(), now);
-    drain(&mut s);
-    s.handle_frame(now, grant(ResponseCode::Ok, 1000));
-    drain(&mut s);
+    let mut s = connected(now, 1000);
     s.handle_frame(now, Bytes::from_static(&[0x00, 0x37, 0x00]));
     assert_eq!(
         drain(&mut s),

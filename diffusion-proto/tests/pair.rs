@@ -78,13 +78,18 @@ fn user_ping_round_trip_is_the_simulated_delay() {
     assert_eq!(responses[0].as_ref().unwrap().round_trip, 2 * LATENCY);
 }
 
-#[test]
-fn system_pings_are_answered() {
+/// A pair whose server pings every second.
+fn pinged_every_second() -> Pair {
     let server = ServerConfig {
         ping_period: Duration::from_secs(1),
         ..ServerConfig::default()
     };
-    let mut pair = Pair::new(config("ws://h:1"), server);
+    Pair::new(config("ws://h:1"), server)
+}
+
+#[test]
+fn system_pings_are_answered() {
+    let mut pair = pinged_every_second();
     pair.run_for(Duration::from_millis(3500));
     let answered = pair
         .events
@@ -100,11 +105,7 @@ fn system_pings_are_answered() {
 
 #[test]
 fn idle_connection_is_noticed_and_the_session_resumed() {
-    let server = ServerConfig {
-        ping_period: Duration::from_secs(1),
-        ..ServerConfig::default()
-    };
-    let mut pair = Pair::new(config("ws://h:1"), server);
+    let mut pair = pinged_every_second();
     pair.run_for(Duration::from_millis(100));
     let id = pair.client.session_id().unwrap();
     pair.stalled = pair.conn;
