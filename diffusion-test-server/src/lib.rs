@@ -252,7 +252,7 @@ impl TestServer {
 
     /// Sends a request to `service` of every attached session (a server-to-client
     /// service call); each client's answer is logged as a
-    /// [`ServerEvent::ResponseReceived`] entry.
+    /// [`ServerEventKind::ResponseReceived`] entry.
     pub fn send_request(&self, service: ServiceId, payload: Bytes) {
         let _ = self.control.send(Control::SendRequest(service, payload));
     }

@@ -182,7 +182,7 @@ impl Server {
     }
 
     /// Sends a request to the client of `conn` and tracks its answer
-    /// ([`ServerEvent::ResponseReceived`]). Returns the conversation id, or `None` when
+    /// ([`ServerEventKind::ResponseReceived`]). Returns the conversation id, or `None` when
     /// `conn` has no session.
     pub fn send_request(
         &mut self,
@@ -236,7 +236,7 @@ impl Server {
         true
     }
 
-    /// Delegates requests to `service` to the caller ([`ServerEvent::ServiceRequest`])
+    /// Delegates requests to `service` to the caller ([`ServerEventKind::ServiceRequest`])
     /// instead of the built-in handling or the "unknown service" error. USER_PING stays
     /// built in.
     pub fn register_service(&mut self, service: ServiceId) {
