@@ -179,7 +179,7 @@ class Run:
         self.expect(len(closes) == 1, f"the server closed {len(closes)} connection(s), expected 1")
 
     def dropped(self) -> None:
-        faults = [f for f in self.server_events("fault") if str(f.get("action", "")).startswith("dropped (fin)")]
+        faults = self.server_events("fault", fault="dropped", how="fin")
         self.expect(len(faults) == 1, f"server drops: {faults}")
         detached = self.server_events("session", kind="detached")
         self.expect(any(d.get("kept") for d in detached), "the server did not keep the session after the drop")
@@ -199,13 +199,13 @@ class Run:
         self.expect(len(user_pings) == 20, f"server received {len(user_pings)} USER_PINGs, expected 20")
         answers = {m.get("cid") for m in self.server_events("message", dir="out", type="SERVICE_RESPONSE")}
         self.expect({m.get("cid") for m in user_pings} <= answers, "some USER_PINGs were not answered")
-        answered = self.server_events("system_ping_answered", session_id=sid)
+        answered = self.server_events("session", kind="system_ping_answered", session_id=sid)
         self.expect(len(answered) >= 1, "the server's log shows no answered system ping")
         closed = self.first("closed")
         if self.client == "python":
             self.expect(bool(closed and closed.get("state") == "CLOSED_BY_CLIENT"), f"closed: {closed}")
             # The Python client closes with a WebSocket close frame only.
-            self.expect(any(c.get("by") == "client" and c.get("reason") == "WebSocket close 1000"
+            self.expect(any(c.get("by") == "client" and c.get("close_code") == 1000
                             for c in self.server_events("close")), "server saw no WebSocket close 1000")
         else:
             self.expect(bool(closed and closed.get("reason_id") == 0), f"closed: {closed}")
@@ -314,7 +314,7 @@ class Run:
 
     def stall(self, result: dict) -> None:
         self.connected_session()
-        stalls = [f for f in self.server_events("fault") if f.get("action") == "stalled after 3 message(s)"]
+        stalls = self.server_events("fault", fault="stalled", after_messages=3)
         if self.expect(len(stalls) == 1, f"server stalls: {stalls}"):
             at = self.server.index(stalls[0])
             conn = stalls[0].get("conn")

@@ -90,7 +90,7 @@ impl RawClient<TokioWs> {
         let Some(Output::Connect(request)) = core.poll_output() else {
             return Err("ClientSession did not ask to connect".into());
         };
-        let http = diffusion_client::upgrade_request(&request)?;
+        let http = diffusion_client::upgrade_request(&request).map_err(|e| e.to_string())?;
         let config = diffusion_client::websocket_config(64 << 20);
         let stream = tcp(&request.url.socket_address()).await?;
         let (mut ws, _) = tokio_tungstenite::client_async_with_config(http, stream, Some(config))

@@ -28,11 +28,14 @@
 mod transport;
 
 use std::future::Future;
+#[cfg(any(feature = "async-std", feature = "smol"))]
+use std::net::SocketAddr;
 
 pub use diffusion_client::{
-    Backoff, CloseReason, ClosedBy, Credentials, Error, ErrorReason, FixedDelay, Handler, PingDetails,
-    ProtocolVersion, ReconnectAction, ReconnectConfig, ReconnectStrategy, Reply, RequestError, ResponseCode,
-    ServiceId, SessionData, SessionError, SessionId, SessionProperties, SessionState, StateChange,
+    Backoff, CloseReason, ClosedBy, Credentials, Error, ErrorReason, FixedDelay, Handler, Lagged,
+    PingDetails, ProtocolVersion, ReconnectAction, ReconnectConfig, ReconnectStrategy, Reply, RequestError,
+    ResponseCode, ServiceId, SessionData, SessionError, SessionId, SessionProperties, SessionState,
+    StateChange, StateChanges, TransportError, UrlError,
 };
 
 /// The rustls this crate is built with (feature `rustls`), for `tls_config`: naming it
@@ -63,8 +66,15 @@ macro_rules! futures_io_runtime {
 
             type Stream = transport::Stream;
 
-            fn connect_tcp(address: String) -> impl Future<Output = std::io::Result<transport::Stream>> + Send {
-                transport::connect_tcp(address)
+            const TLS: bool = cfg!(feature = "rustls");
+            const TLS_FEATURE: &'static str = "diffusion-async-std/rustls";
+
+            fn resolve(host: String, port: u16) -> impl Future<Output = std::io::Result<Vec<SocketAddr>>> + Send {
+                transport::resolve(host, port)
+            }
+
+            fn connect_tcp(addresses: Vec<SocketAddr>) -> impl Future<Output = std::io::Result<transport::Stream>> + Send {
+                transport::connect_tcp(addresses)
             }
 
             #[cfg(feature = "rustls")]
@@ -115,17 +125,19 @@ impl Future for SleepUntil {
     }
 }
 
+/// The runtime [`Session`] uses: async-std with its feature, else smol.
 #[cfg(feature = "async-std")]
-type Default = AsyncStd;
+pub type DefaultRuntime = AsyncStd;
+/// The runtime [`Session`] uses: async-std with its feature, else smol.
 #[cfg(all(feature = "smol", not(feature = "async-std")))]
-type Default = Smol;
+pub type DefaultRuntime = Smol;
 
 /// A Diffusion session on async-std (or smol without the `async-std` feature).
 #[cfg(any(feature = "async-std", feature = "smol"))]
-pub type Session = diffusion_client::Session<Default>;
+pub type Session = diffusion_client::Session<DefaultRuntime>;
 /// Builds a [`Session`].
 #[cfg(any(feature = "async-std", feature = "smol"))]
-pub type SessionBuilder = diffusion_client::SessionBuilder<Default>;
+pub type SessionBuilder = diffusion_client::SessionBuilder<DefaultRuntime>;
 /// Service calls and handlers of a [`Session`].
 #[cfg(any(feature = "async-std", feature = "smol"))]
-pub type Services<'a> = diffusion_client::Services<'a, Default>;
+pub type Services<'a> = diffusion_client::Services<'a, DefaultRuntime>;

@@ -1,6 +1,8 @@
 //! The futures-io side of opening a WebSocket (async-net, so async-std and smol alike): a
 //! TCP connection, TLS through futures-rustls, the upgrade through async-tungstenite.
 
+use std::net::SocketAddr;
+
 use async_net::TcpStream;
 use async_tungstenite::tungstenite::handshake::client::Request;
 use async_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -17,8 +19,12 @@ pub type Stream = Box<dyn Io>;
 /// The WebSocket the driver owns.
 pub type Ws = WebSocketStream<Stream>;
 
-pub(crate) async fn connect_tcp(address: String) -> std::io::Result<Stream> {
-    let tcp = TcpStream::connect(address.as_str()).await?;
+pub(crate) async fn resolve(host: String, port: u16) -> std::io::Result<Vec<SocketAddr>> {
+    async_net::resolve((host.as_str(), port)).await
+}
+
+pub(crate) async fn connect_tcp(addresses: Vec<SocketAddr>) -> std::io::Result<Stream> {
+    let tcp = TcpStream::connect(addresses.as_slice()).await?;
     tcp.set_nodelay(true)?;
     Ok(Box::new(tcp))
 }

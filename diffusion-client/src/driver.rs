@@ -4,12 +4,14 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::task::Poll;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use diffusion_proto::{
-    ClientSession, ErrorReason, Event, InboundRequestId, Output, Reply, RequestId, ServiceId,
+    ClientSession, ErrorReason, Event, InboundRequestId, Output, Reply, RequestId, ServiceId, StateChange,
+    TransportError,
 };
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -19,26 +21,7 @@ use tungstenite::Message as WsMessage;
 
 use crate::error::Error;
 use crate::runtime::{self, Runtime, Tls};
-use crate::session::{Changes, Handler, Snapshot};
-
-/// What a session handle asks of the driver.
-pub(crate) enum Command {
-    Invoke {
-        service: ServiceId,
-        payload: Bytes,
-        reply: oneshot::Sender<Result<Reply, Error>>,
-    },
-    Register {
-        service: ServiceId,
-        handler: Handler,
-    },
-    Deregister {
-        service: ServiceId,
-    },
-    Close {
-        done: oneshot::Sender<()>,
-    },
-}
+use crate::shared::{Changes, Command, Handler, Listener, Published};
 
 /// An inbound request's answer, from the task that ran its handler.
 struct Answer {
@@ -46,16 +29,42 @@ struct Answer {
     result: Result<Bytes, String>,
 }
 
+/// The things the driver waits on besides its timer, polled in turn so that a flood on one
+/// starves no other.
+#[derive(Debug, Clone, Copy)]
+enum Source {
+    /// Frames from the open WebSocket.
+    Socket,
+    /// The WebSocket being opened.
+    Opening,
+    /// The WebSocket close handshake of a connection given up on.
+    Closing,
+    /// The handles' commands.
+    Commands,
+    /// Handlers' answers to the server's requests.
+    Answers,
+}
+
+const SOURCES: [Source; 5] = [
+    Source::Socket,
+    Source::Opening,
+    Source::Closing,
+    Source::Commands,
+    Source::Answers,
+];
+
 /// What woke the driver.
 enum Wake<W> {
     Frame(Option<Result<WsMessage, tungstenite::Error>>),
-    Opened(Result<W, String>),
+    Opened(Result<W, TransportError>),
+    Closed,
     Command(Option<Command>),
     Answer(Answer),
     Timeout,
 }
 
-type Opening<W> = Pin<Box<dyn Future<Output = Result<W, String>> + Send>>;
+type Opening<W> = Pin<Box<dyn Future<Output = Result<W, TransportError>> + Send>>;
+type Closing = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// A WebSocket close takes at most this long before the connection is simply dropped.
 const CLOSE_HANDSHAKE: Duration = Duration::from_millis(500);
@@ -69,6 +78,7 @@ pub(crate) struct Driver<R: Runtime> {
     ws_config: WebSocketConfig,
     ws: Option<R::WebSocket>,
     opening: Option<Opening<R::WebSocket>>,
+    closing: Option<Closing>,
     timer: Option<(Instant, Pin<Box<R::Sleep>>)>,
     commands: mpsc::UnboundedReceiver<Command>,
     handles_alive: bool,
@@ -76,10 +86,11 @@ pub(crate) struct Driver<R: Runtime> {
     answers: Option<(mpsc::UnboundedSender<Answer>, mpsc::UnboundedReceiver<Answer>)>,
     waiting: HashMap<RequestId, oneshot::Sender<Result<Reply, Error>>>,
     handlers: HashMap<ServiceId, Handler>,
-    snapshot: watch::Sender<Snapshot>,
-    changes: Changes,
+    status: watch::Sender<Published>,
+    changes: Arc<Changes>,
+    listeners: Vec<Listener>,
     close_waiters: Vec<oneshot::Sender<()>>,
-    /// Which source is polled first, rotated so that a flood on one starves no other.
+    /// Which source is polled first, rotated.
     turn: usize,
     /// Frames were fed to the WebSocket since its last flush.
     unflushed: bool,
@@ -90,8 +101,8 @@ impl<R: Runtime> Driver<R> {
         core: ClientSession,
         tls: Tls,
         commands: mpsc::UnboundedReceiver<Command>,
-        snapshot: watch::Sender<Snapshot>,
-        changes: Changes,
+        status: watch::Sender<Published>,
+        changes: Arc<Changes>,
     ) -> Self {
         let ws_config = runtime::websocket_config(core.config().max_inbound_message_size);
         Driver {
@@ -100,14 +111,16 @@ impl<R: Runtime> Driver<R> {
             ws_config,
             ws: None,
             opening: None,
+            closing: None,
             timer: None,
             commands,
             handles_alive: true,
             answers: None,
             waiting: HashMap::new(),
             handlers: HashMap::new(),
-            snapshot,
+            status,
             changes,
+            listeners: Vec::new(),
             close_waiters: Vec::new(),
             turn: 0,
             unflushed: false,
@@ -145,27 +158,36 @@ impl<R: Runtime> Driver<R> {
                     self.wake().await
                 }
             };
-            match wake {
-                Wake::Frame(frame) => self.on_frame(frame),
-                Wake::Opened(Ok(ws)) => {
-                    self.opening = None;
-                    self.ws = Some(ws);
-                }
-                Wake::Opened(Err(cause)) => {
-                    tracing::debug!(%cause, "connection attempt failed");
-                    self.opening = None;
-                    self.core.handle_transport_closed(Instant::now(), &cause);
-                }
-                Wake::Command(command) => self.on_command(command),
-                Wake::Answer(answer) => self.on_answer(answer),
-                Wake::Timeout => {
-                    self.timer = None;
-                    self.core.handle_timeout(Instant::now());
-                }
-            }
+            self.on_wake(wake);
+        }
+        // The last connection's close handshake, bounded, before the session counts as gone.
+        if let Some(closing) = self.closing.take() {
+            closing.await;
         }
         for waiter in self.close_waiters.drain(..) {
             let _ = waiter.send(());
+        }
+    }
+
+    fn on_wake(&mut self, wake: Wake<R::WebSocket>) {
+        match wake {
+            Wake::Frame(frame) => self.on_frame(frame),
+            Wake::Opened(Ok(ws)) => {
+                self.opening = None;
+                self.ws = Some(ws);
+            }
+            Wake::Opened(Err(cause)) => {
+                tracing::debug!(%cause, "connection attempt failed");
+                self.opening = None;
+                self.core.handle_transport_closed(Instant::now(), cause);
+            }
+            Wake::Closed => self.closing = None,
+            Wake::Command(command) => self.on_command(command),
+            Wake::Answer(answer) => self.on_answer(answer),
+            Wake::Timeout => {
+                self.timer = None;
+                self.core.handle_timeout(Instant::now());
+            }
         }
     }
 
@@ -179,7 +201,7 @@ impl<R: Runtime> Driver<R> {
             Some(ws) => match ws.flush().await {
                 Ok(()) => true,
                 Err(e) => {
-                    self.write_failed(&e);
+                    self.write_failed(e);
                     false
                 }
             },
@@ -196,8 +218,7 @@ impl<R: Runtime> Driver<R> {
         }
     }
 
-    /// Waits for the next thing to handle: a frame, the transport opening, a command, a
-    /// handler's answer or the timer.
+    /// Waits for the next thing to handle: one of the [`Source`]s or the timer.
     async fn wake(&mut self) -> Wake<R::WebSocket> {
         std::future::poll_fn(|cx| self.poll_wake(cx, true)).await
     }
@@ -208,36 +229,43 @@ impl<R: Runtime> Driver<R> {
         std::future::poll_fn(|cx| self.poll_wake(cx, false)).now_or_never()
     }
 
-    fn poll_wake(&mut self, cx: &mut std::task::Context<'_>, timer: bool) -> Poll<Wake<R::WebSocket>> {
+    fn poll_wake(&mut self, cx: &mut Context<'_>, timer: bool) -> Poll<Wake<R::WebSocket>> {
         self.turn = self.turn.wrapping_add(1);
-        let first = self.turn % 4;
-        for i in 0..4 {
-            let ready = match (first + i) % 4 {
-                0 => match &mut self.ws {
-                    Some(ws) => ws.poll_next_unpin(cx).map(Wake::Frame),
-                    None => Poll::Pending,
-                },
-                1 => match &mut self.opening {
-                    Some(opening) => opening.poll_unpin(cx).map(Wake::Opened),
-                    None => Poll::Pending,
-                },
-                2 if self.handles_alive => self.commands.poll_recv(cx).map(Wake::Command),
-                2 => Poll::Pending,
-                _ => match &mut self.answers {
-                    Some((_, answers)) => match answers.poll_recv(cx) {
-                        Poll::Ready(Some(answer)) => Poll::Ready(Wake::Answer(answer)),
-                        _ => Poll::Pending,
-                    },
-                    None => Poll::Pending,
-                },
-            };
-            if ready.is_ready() {
-                return ready;
+        for i in 0..SOURCES.len() {
+            let source = SOURCES[(self.turn + i) % SOURCES.len()];
+            if let Poll::Ready(wake) = self.poll_source(source, cx) {
+                return Poll::Ready(wake);
             }
         }
         match &mut self.timer {
             Some((_, sleep)) if timer => sleep.as_mut().poll(cx).map(|()| Wake::Timeout),
             _ => Poll::Pending,
+        }
+    }
+
+    fn poll_source(&mut self, source: Source, cx: &mut Context<'_>) -> Poll<Wake<R::WebSocket>> {
+        match source {
+            Source::Socket => match &mut self.ws {
+                Some(ws) => ws.poll_next_unpin(cx).map(Wake::Frame),
+                None => Poll::Pending,
+            },
+            Source::Opening => match &mut self.opening {
+                Some(opening) => opening.poll_unpin(cx).map(Wake::Opened),
+                None => Poll::Pending,
+            },
+            Source::Closing => match &mut self.closing {
+                Some(closing) => closing.poll_unpin(cx).map(|()| Wake::Closed),
+                None => Poll::Pending,
+            },
+            Source::Commands if self.handles_alive => self.commands.poll_recv(cx).map(Wake::Command),
+            Source::Commands => Poll::Pending,
+            Source::Answers => match &mut self.answers {
+                Some((_, answers)) => match answers.poll_recv(cx) {
+                    Poll::Ready(Some(answer)) => Poll::Ready(Wake::Answer(answer)),
+                    _ => Poll::Pending,
+                },
+                None => Poll::Pending,
+            },
         }
     }
 
@@ -249,20 +277,16 @@ impl<R: Runtime> Driver<R> {
             Some(Ok(WsMessage::Text(text))) => return self.core.handle_frame(now, Bytes::from(text)),
             // tungstenite answers pings itself while reading.
             Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_) | WsMessage::Frame(_))) => return,
-            Some(Ok(WsMessage::Close(Some(f)))) => {
-                format!(
-                    "the server closed the WebSocket ({} {})",
-                    u16::from(f.code),
-                    f.reason
-                )
-            }
-            Some(Ok(WsMessage::Close(None))) => "the server closed the WebSocket".to_owned(),
-            Some(Err(e)) => e.to_string(),
-            None => "the connection ended".to_owned(),
+            Some(Ok(WsMessage::Close(frame))) => TransportError::Closed {
+                code: frame.as_ref().map(|f| u16::from(f.code)),
+                reason: frame.map(|f| f.reason.to_string()).unwrap_or_default(),
+            },
+            Some(Err(e)) => TransportError::WebSocket { source: Arc::new(e) },
+            None => TransportError::Ended,
         };
         tracing::debug!(%cause, "connection ended");
         self.ws = None;
-        self.core.handle_transport_closed(now, &cause);
+        self.core.handle_transport_closed(now, cause);
     }
 
     fn on_command(&mut self, command: Option<Command>) {
@@ -319,8 +343,7 @@ impl<R: Runtime> Driver<R> {
                     // The URL and whether it resumes a session; never the parameters, which
                     // hold the credentials and the session token.
                     tracing::debug!(url = %request.url, reconnect = request.is_reconnect(), "opening a connection");
-                    self.ws = None;
-                    self.unflushed = false;
+                    self.close_transport();
                     self.opening = Some(Box::pin(runtime::open::<R>(
                         request,
                         self.tls.clone(),
@@ -331,74 +354,53 @@ impl<R: Runtime> Driver<R> {
                     if let Some(ws) = &mut self.ws {
                         match ws.feed(WsMessage::Binary(frame)).await {
                             Ok(()) => self.unflushed = true,
-                            Err(e) => self.write_failed(&e),
+                            Err(e) => self.write_failed(e),
                         }
                     }
                 }
-                Output::CloseTransport => {
-                    self.opening = None;
-                    self.unflushed = false;
-                    if let Some(mut ws) = self.ws.take() {
-                        let frame = CloseFrame {
-                            code: CloseCode::Normal,
-                            reason: "".into(),
-                        };
-                        let close = Box::pin(async move {
-                            let _ = ws.send(WsMessage::Close(Some(frame))).await;
-                            let _ = ws.close().await;
-                        });
-                        let deadline = Box::pin(R::sleep_until(Instant::now() + CLOSE_HANDSHAKE));
-                        let _ = futures_util::future::select(close, deadline).await;
-                    }
-                }
+                Output::CloseTransport => self.close_transport(),
                 Output::Event(event) => self.deliver(event),
+                other => tracing::warn!(?other, "an output this driver does not know"),
             }
         }
     }
 
-    fn write_failed(&mut self, e: &tungstenite::Error) {
+    /// Gives up on the current transport: an attempt to open one is dropped, an open one
+    /// is closed with a WebSocket close (1000) in the background, bounded by
+    /// [`CLOSE_HANDSHAKE`], while the session goes on.
+    fn close_transport(&mut self) {
+        self.opening = None;
+        self.unflushed = false;
+        let Some(mut ws) = self.ws.take() else {
+            return;
+        };
+        let frame = CloseFrame {
+            code: CloseCode::Normal,
+            reason: "".into(),
+        };
+        let handshake = Box::pin(async move {
+            let _ = ws.send(WsMessage::Close(Some(frame))).await;
+            let _ = ws.close().await;
+        });
+        let deadline = Box::pin(R::sleep_until(Instant::now() + CLOSE_HANDSHAKE));
+        // A previous close still under way is simply dropped with its connection.
+        self.closing = Some(Box::pin(
+            futures_util::future::select(handshake, deadline).map(|_| ()),
+        ));
+    }
+
+    fn write_failed(&mut self, e: tungstenite::Error) {
         tracing::debug!(error = %e, "write failed");
         self.ws = None;
         self.unflushed = false;
         self.core
-            .handle_transport_closed(Instant::now(), &format!("write failed: {e}"));
+            .handle_transport_closed(Instant::now(), TransportError::WebSocket { source: Arc::new(e) });
     }
 
     fn deliver(&mut self, event: Event) {
         match event {
-            Event::StateChanged(change) => {
-                // One update with everything the core knows, so that whoever wakes on the
-                // new state also sees the session id and limits that came with it.
-                let core = &self.core;
-                let mut changes = self.changes.lock().unwrap_or_else(|e| e.into_inner());
-                self.snapshot.send_modify(|s| {
-                    s.state = change.new;
-                    s.session_id = core.session_id();
-                    s.response_code = core.response_code();
-                    s.ping_period = core.ping_period();
-                    s.max_message_size = core.max_message_size();
-                    if change.new.is_closed() {
-                        s.close_reason = change.reason.clone();
-                    }
-                });
-                match &change.reason {
-                    Some(reason) => {
-                        tracing::info!(old = %change.old, new = %change.new, %reason, "session state")
-                    }
-                    None => {
-                        tracing::info!(old = %change.old, new = %change.new, session = ?core.session_id(), "session state")
-                    }
-                }
-                let closed = change.new.is_closed();
-                if let Some(sender) = changes.as_ref() {
-                    let _ = sender.send(change);
-                }
-                if closed {
-                    // The last change: subscribers' streams end once they have read it.
-                    *changes = None;
-                }
-            }
-            // Already published with the state change that precedes it.
+            Event::StateChanged(change) => self.publish(change),
+            // The response code and resends are in the status published with the change.
             Event::Connected { .. } => {}
             Event::Response { id, result } => {
                 if let Some(reply) = self.waiting.remove(&id) {
@@ -420,9 +422,39 @@ impl<R: Runtime> Driver<R> {
                         .respond_error(id, "no handler", ErrorReason::UNHANDLED_MESSAGE);
                 }
             },
-            Event::SystemPingAnswered => self.snapshot.send_modify(|s| s.system_pings_answered += 1),
+            Event::SystemPingAnswered => {
+                let status = self.core.status();
+                self.status.send_modify(|p| p.status = status);
+            }
             // Topic messages are outside the session layer this client offers.
             Event::Topic(_) => {}
+            other => tracing::warn!(?other, "an event this driver does not know"),
         }
+    }
+
+    /// A state change: the handles read the new status at once, the streams and listeners
+    /// get the change, and only then is `connect()` woken, so that by the time it returns
+    /// they all have it.
+    fn publish(&mut self, change: StateChange) {
+        match &change.reason {
+            Some(reason) => tracing::info!(old = %change.old, new = %change.new, %reason, "session state"),
+            None => {
+                tracing::info!(old = %change.old, new = %change.new, session = ?self.core.session_id(), "session state")
+            }
+        }
+        let status = self.core.status();
+        self.status.send_if_modified(|p| {
+            p.status = status;
+            p.settled = false;
+            false
+        });
+        self.changes.publish(&change, &mut self.listeners);
+        for listener in &self.listeners {
+            let call = std::panic::AssertUnwindSafe(|| listener(&change));
+            if std::panic::catch_unwind(call).is_err() {
+                tracing::error!("a state change listener panicked");
+            }
+        }
+        self.status.send_modify(|p| p.settled = true);
     }
 }

@@ -1,7 +1,12 @@
 //! The one error type of the Session API: what went wrong, with the response code when the
-//! server refused, and enough words to know what to do next.
+//! server refused, the transport failure when there was one, and enough words to know what
+//! to do next.
 
-use diffusion_proto::{CloseReason, PropertyError, RequestError, ResponseCode, SessionError, UrlError};
+use std::sync::Arc;
+
+use diffusion_proto::{
+    CloseReason, PropertyError, RequestError, ResponseCode, SessionError, TransportError, UrlError,
+};
 
 /// What can go wrong with a session or one of its calls.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -13,15 +18,21 @@ pub enum Error {
     /// A session property was refused.
     #[error(transparent)]
     Property(#[from] PropertyError),
+    /// A `wss://` URL, on a runtime adapter built without TLS.
+    #[error("wss:// needs TLS: enable the `{feature}` feature")]
+    TlsUnavailable {
+        /// The feature to enable, e.g. `diffusion-tokio/rustls`.
+        feature: &'static str,
+    },
     /// The TLS configuration could not be built.
     #[error("TLS configuration: {0}")]
-    Tls(String),
+    TlsConfig(#[source] ConfigError),
     /// The server refused the connection for its principal or credentials (116).
     #[error("authentication failed (response code 116): check the principal and password")]
     AuthenticationFailed,
     /// The session ended, or never opened; the reason says who and why.
     #[error("session closed: {0}")]
-    Closed(CloseReason),
+    Closed(#[source] CloseReason),
     /// The call was refused at once and nothing was sent.
     #[error(transparent)]
     Refused(#[from] SessionError),
@@ -33,17 +44,62 @@ pub enum Error {
     AlreadyConnected,
 }
 
+/// A configuration error of a library underneath (TLS), kept as `source()`.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(#[source] pub Arc<dyn std::error::Error + Send + Sync>);
+
+/// Equal when they say the same.
+impl PartialEq for ConfigError {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.to_string() == other.0.to_string()
+    }
+}
+
+impl Eq for ConfigError {}
+
 impl Error {
     /// The connection response code, when the server refused the connection.
     pub fn response_code(&self) -> Option<ResponseCode> {
         match self {
             Error::AuthenticationFailed => Some(ResponseCode::AuthenticationFailed),
-            Error::Closed(reason) | Error::Request(RequestError::SessionClosed(reason)) => {
-                reason.response_code()
-            }
-            Error::Refused(SessionError::Closed(reason)) => reason.response_code(),
+            _ => self.close_reason().and_then(CloseReason::response_code),
+        }
+    }
+
+    /// Why the session closed, when that is what the error is about.
+    pub fn close_reason(&self) -> Option<&CloseReason> {
+        match self {
+            Error::Closed(reason)
+            | Error::Request(RequestError::SessionClosed(reason))
+            | Error::Refused(SessionError::Closed(reason)) => Some(reason),
             _ => None,
         }
+    }
+
+    /// The transport failure behind the error, if there is one.
+    pub fn transport_error(&self) -> Option<&TransportError> {
+        self.close_reason().and_then(CloseReason::transport_error)
+    }
+
+    /// True when the server could not be reached: name resolution, TCP, TLS or the
+    /// WebSocket upgrade failed.
+    pub fn is_connect(&self) -> bool {
+        self.transport_error().is_some_and(TransportError::is_connect)
+    }
+
+    /// True for anything about TLS: not available, not configurable, or failed (an
+    /// untrusted certificate, a name mismatch).
+    pub fn is_tls(&self) -> bool {
+        matches!(self, Error::TlsUnavailable { .. } | Error::TlsConfig(_))
+            || self.transport_error().is_some_and(TransportError::is_tls)
+    }
+
+    /// True when something took too long: a request, the connection response, the
+    /// reconnection, or the transport.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Error::Request(RequestError::TimedOut(_)))
+            || self.close_reason().is_some_and(CloseReason::is_timeout)
     }
 
     pub(crate) fn from_close(reason: CloseReason) -> Self {

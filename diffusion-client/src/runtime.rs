@@ -1,12 +1,14 @@
-//! What a runtime adapter provides to the shared driver: spawning, timers and opening a
-//! WebSocket. Everything else about a session is the same on every runtime.
+//! What a runtime adapter provides to the shared driver: spawning, timers, name resolution,
+//! TCP, TLS and the WebSocket upgrade; and the one flow that opens a WebSocket with them,
+//! each step's failure a typed [`TransportError`].
 
 use std::future::Future;
-#[cfg(feature = "rustls")]
+use std::io;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use diffusion_proto::ConnectRequest;
+use diffusion_proto::{ConnectRequest, TransportError};
 use futures_util::{Sink, Stream};
 use tungstenite::client::IntoClientRequest;
 use tungstenite::handshake::client::Request;
@@ -24,6 +26,15 @@ pub trait Runtime: Send + Sync + 'static {
         + 'static;
     /// A timer that completes at a deadline.
     type Sleep: Future<Output = ()> + Send + 'static;
+    /// A connected byte stream: TCP, or TLS over it.
+    type Stream: Send + 'static;
+
+    /// Whether this adapter was built with TLS, so that [`Runtime::connect_tls`] works;
+    /// a `wss://` URL is refused at `build()` otherwise.
+    const TLS: bool = false;
+    /// The feature that gives this adapter TLS, named in the error for a `wss://` URL
+    /// without it (e.g. `diffusion-tokio/rustls`).
+    const TLS_FEATURE: &'static str;
 
     /// Runs `task` in the background.
     fn spawn(task: impl Future<Output = ()> + Send + 'static);
@@ -31,25 +42,28 @@ pub trait Runtime: Send + Sync + 'static {
     /// Completes at `deadline`.
     fn sleep_until(deadline: Instant) -> Self::Sleep;
 
-    /// A connected byte stream: TCP, or TLS over it.
-    type Stream: Send + 'static;
+    /// The addresses of `host` (a name or an IP literal) with `port`.
+    fn resolve(host: String, port: u16) -> impl Future<Output = io::Result<Vec<SocketAddr>>> + Send;
 
-    /// Opens a TCP connection to `address` (`host:port`) with Nagle's algorithm off:
-    /// pings are tiny, and each should leave at once.
-    fn connect_tcp(address: String) -> impl Future<Output = std::io::Result<Self::Stream>> + Send;
+    /// Opens a TCP connection to the first of `addresses` that answers, with Nagle's
+    /// algorithm off: pings are tiny, and each should leave at once.
+    fn connect_tcp(addresses: Vec<SocketAddr>) -> impl Future<Output = io::Result<Self::Stream>> + Send;
 
-    /// Runs a TLS handshake over `stream` for the server `name`. The default refuses:
-    /// an adapter built without TLS support keeps it.
+    /// Runs a TLS handshake over `stream` for the server `name`. The default refuses; an
+    /// adapter that overrides it sets [`Runtime::TLS`].
     #[cfg(feature = "rustls")]
     fn connect_tls(
         stream: Self::Stream,
         name: rustls::pki_types::ServerName<'static>,
         config: Arc<rustls::ClientConfig>,
-    ) -> impl Future<Output = std::io::Result<Self::Stream>> + Send {
+    ) -> impl Future<Output = io::Result<Self::Stream>> + Send {
         let _ = (stream, name, config);
-        std::future::ready(Err(std::io::Error::new(
-            std::io::ErrorKind::Unsupported,
-            "this runtime adapter was built without its `rustls` feature",
+        std::future::ready(Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!(
+                "this runtime adapter was built without TLS; enable {}",
+                Self::TLS_FEATURE
+            ),
         )))
     }
 
@@ -61,45 +75,65 @@ pub trait Runtime: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Self::WebSocket, tungstenite::Error>> + Send;
 }
 
-/// Opens the WebSocket a connection request asks for: TCP, TLS for `wss://`, then the
-/// upgrade of [`upgrade_request`] with `config`. The error is a description for the
-/// session's close reason.
+/// Opens the WebSocket a connection request asks for: name resolution, TCP, TLS for
+/// `wss://`, then the upgrade of [`upgrade_request`] with `config`.
 pub(crate) async fn open<R: Runtime>(
     request: ConnectRequest,
     tls: Tls,
     config: WebSocketConfig,
-) -> Result<R::WebSocket, String> {
+) -> Result<R::WebSocket, TransportError> {
     let url = &request.url;
-    let address = url.socket_address();
-    let tcp = R::connect_tcp(address.clone())
+    let host = url.host().to_owned();
+    let addresses = R::resolve(host.clone(), url.port())
         .await
-        .map_err(|e| format!("TCP connect to {address}: {e}"))?;
+        .map_err(|e| TransportError::Dns {
+            host: host.clone(),
+            source: Arc::new(e),
+        })?;
+    let tcp = R::connect_tcp(addresses).await.map_err(|e| TransportError::Tcp {
+        address: url.socket_address(),
+        source: Arc::new(e),
+    })?;
     let stream = if url.secure {
-        secure::<R>(tcp, url.host(), tls).await?
+        secure::<R>(tcp, host, tls).await?
     } else {
         tcp
     };
     let http = upgrade_request(&request)?;
-    R::upgrade(http, stream, config)
-        .await
-        .map_err(|e| format!("WebSocket upgrade: {e}"))
+    R::upgrade(http, stream, config).await.map_err(|e| match e {
+        tungstenite::Error::Http(response) => TransportError::Upgrade {
+            status: response.status().as_u16(),
+        },
+        other => TransportError::WebSocket {
+            source: Arc::new(other),
+        },
+    })
 }
 
 #[cfg(feature = "rustls")]
-async fn secure<R: Runtime>(tcp: R::Stream, host: &str, tls: Tls) -> Result<R::Stream, String> {
-    let Tls::Rustls(config) = tls else {
-        return Err("wss:// needs TLS, which is not configured".into());
+async fn secure<R: Runtime>(tcp: R::Stream, host: String, tls: Tls) -> Result<R::Stream, TransportError> {
+    let tls_error = |source: Arc<dyn std::error::Error + Send + Sync>| TransportError::Tls {
+        host: host.clone(),
+        source,
     };
-    let name = rustls::pki_types::ServerName::try_from(host.to_owned())
-        .map_err(|e| format!("TLS server name {host:?}: {e}"))?;
+    let Tls::Rustls(config) = tls else {
+        let off = io::Error::new(io::ErrorKind::Unsupported, "TLS is not configured");
+        return Err(tls_error(Arc::new(off)));
+    };
+    let name = rustls::pki_types::ServerName::try_from(host.clone()).map_err(|e| tls_error(Arc::new(e)))?;
     R::connect_tls(tcp, name, config)
         .await
-        .map_err(|e| format!("TLS handshake with {host}: {e}"))
+        .map_err(|e| tls_error(Arc::new(e)))
 }
 
 #[cfg(not(feature = "rustls"))]
-async fn secure<R: Runtime>(_tcp: R::Stream, _host: &str, _tls: Tls) -> Result<R::Stream, String> {
-    Err("wss:// needs the `rustls` feature".into())
+async fn secure<R: Runtime>(_tcp: R::Stream, host: String, _tls: Tls) -> Result<R::Stream, TransportError> {
+    // `build()` refuses wss:// without TLS; this is the same answer, should one get here.
+    let off = io::Error::new(io::ErrorKind::Unsupported, "wss:// needs the `rustls` feature");
+    Err(TransportError::Tls {
+        host,
+        source: Arc::new(off),
+    })
 }
 
 /// How `wss://` connections are made.
@@ -125,14 +159,13 @@ impl std::fmt::Debug for Tls {
 /// The default TLS client: rustls with the ring provider chosen explicitly (so no
 /// process-wide default provider is needed) and the webpki root certificates.
 #[cfg(feature = "rustls")]
-pub fn default_tls() -> Result<Arc<rustls::ClientConfig>, String> {
+pub fn default_tls() -> Result<Arc<rustls::ClientConfig>, rustls::Error> {
     let roots = rustls::RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };
     let config =
         rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .map_err(|e| e.to_string())?
+            .with_safe_default_protocol_versions()?
             .with_root_certificates(roots)
             .with_no_client_auth();
     Ok(Arc::new(config))
@@ -155,15 +188,14 @@ pub fn websocket_config(max_inbound: usize) -> WebSocketConfig {
 }
 
 /// The HTTP upgrade request: the URI (with the query when parameters travel there) and
-/// the parameter headers when they travel as headers.
-pub fn upgrade_request(request: &ConnectRequest) -> Result<Request, String> {
-    let mut http = request
-        .uri()
-        .into_client_request()
-        .map_err(|e| format!("bad request URI: {e}"))?;
+/// the parameter headers when they travel as headers. Fails when a parameter cannot be an
+/// HTTP header value (a principal with a control character, say).
+pub fn upgrade_request(request: &ConnectRequest) -> Result<Request, TransportError> {
+    let invalid = |e: tungstenite::Error| TransportError::WebSocket { source: Arc::new(e) };
+    let mut http = request.uri().into_client_request().map_err(invalid)?;
     for (name, value) in request.headers() {
-        let value = HeaderValue::from_str(&value)
-            .map_err(|_| format!("parameter {name} cannot be sent as a header"))?;
+        let value =
+            HeaderValue::from_str(&value).map_err(|e| invalid(tungstenite::Error::HttpFormat(e.into())))?;
         http.headers_mut().append(HeaderName::from_static(name), value);
     }
     Ok(http)

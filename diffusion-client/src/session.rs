@@ -3,47 +3,22 @@
 
 use std::future::Future;
 use std::marker::PhantomData;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use diffusion_proto::{
     ClientConfig, ClientSession, CloseReason, Credentials, PingDetails, ProtocolVersion, ReconnectConfig,
-    ResponseCode, ServiceId, SessionId, SessionProperties, SessionState, StateChange,
+    ResponseCode, ServiceId, SessionId, SessionProperties, SessionState, SessionStatus, StateChange,
 };
-use futures_util::Stream;
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::changes::StateChanges;
 use crate::data::SessionData;
-use crate::driver::{Command, Driver};
+use crate::driver::Driver;
 use crate::error::Error;
 use crate::runtime::{Runtime, Tls};
-
-/// A handler for the server's requests to one service: payload in, response payload or
-/// an error description out.
-pub type Handler =
-    Arc<dyn Fn(Bytes) -> Pin<Box<dyn Future<Output = Result<Bytes, String>> + Send>> + Send + Sync>;
-
-/// The state-change channel, locked together with the snapshot update by the driver.
-/// Created by the first subscriber: its 64 slots are most of an idle session's memory
-/// otherwise, and most sessions never subscribe.
-pub(crate) type Changes = Arc<Mutex<Option<broadcast::Sender<StateChange>>>>;
-
-/// How many state changes a slow subscriber may fall behind before it skips the oldest.
-const CHANGES_CAPACITY: usize = 64;
-
-/// What the handles can read without asking the driver.
-#[derive(Debug, Clone)]
-pub(crate) struct Snapshot {
-    pub(crate) state: SessionState,
-    pub(crate) session_id: Option<SessionId>,
-    pub(crate) response_code: Option<ResponseCode>,
-    pub(crate) close_reason: Option<CloseReason>,
-    pub(crate) ping_period: Option<Duration>,
-    pub(crate) max_message_size: Option<u32>,
-    pub(crate) system_pings_answered: u64,
-}
+use crate::shared::{Changes, Command, Handler, Published};
 
 /// Builds a [`Session`]: URL, principal, credentials, properties and options.
 ///
@@ -167,33 +142,42 @@ impl<R: Runtime> SessionBuilder<R> {
     }
 
     /// Uses this rustls configuration for `wss://` instead of the default (ring provider,
-    /// webpki roots).
+    /// webpki roots). A `wss://` URL still needs a runtime adapter built with TLS.
     #[cfg(feature = "rustls")]
     pub fn tls_config(mut self, config: Arc<rustls::ClientConfig>) -> Self {
         self.tls = Some(Tls::Rustls(config));
         self
     }
 
-    /// The session, not yet connected.
+    /// The session, not yet connected. Fails on a URL that cannot be used, a refused
+    /// property, or a `wss://` URL on an adapter built without TLS (the error names the
+    /// feature to enable).
     pub fn build(self) -> Result<Session<R>, Error> {
         let config = self.config?;
-        let tls = match self.tls {
-            Some(tls) => tls,
-            #[cfg(feature = "rustls")]
-            None if config.url.secure => Tls::Rustls(crate::runtime::default_tls().map_err(Error::Tls)?),
-            None => Tls::Unavailable,
+        let tls = if config.url.secure {
+            if !(cfg!(feature = "rustls") && R::TLS) {
+                return Err(Error::TlsUnavailable {
+                    feature: R::TLS_FEATURE,
+                });
+            }
+            match self.tls {
+                Some(tls) => tls,
+                #[cfg(feature = "rustls")]
+                None => Tls::Rustls(
+                    crate::runtime::default_tls()
+                        .map_err(|e| Error::TlsConfig(crate::error::ConfigError(Arc::new(e))))?,
+                ),
+                #[cfg(not(feature = "rustls"))]
+                None => Tls::Unavailable,
+            }
+        } else {
+            Tls::Unavailable
         };
         let (commands, receiver) = mpsc::unbounded_channel();
-        let (snapshot, snapshot_rx) = watch::channel(Snapshot {
-            state: SessionState::Connecting,
-            session_id: None,
-            response_code: None,
-            close_reason: None,
-            ping_period: None,
-            max_message_size: None,
-            system_pings_answered: 0,
+        let (status, status_rx) = watch::channel(Published {
+            status: SessionStatus::default(),
+            settled: true,
         });
-        let changes = Arc::new(Mutex::new(None));
         Ok(Session {
             shared: Arc::new(Shared {
                 commands,
@@ -201,10 +185,10 @@ impl<R: Runtime> SessionBuilder<R> {
                     config,
                     tls,
                     receiver,
-                    snapshot,
+                    status,
                 })),
-                snapshot: snapshot_rx,
-                changes,
+                status: status_rx,
+                changes: Arc::new(Changes::default()),
                 data: SessionData::default(),
             }),
             runtime: PhantomData,
@@ -224,14 +208,15 @@ struct Start {
     config: ClientConfig,
     tls: Tls,
     receiver: mpsc::UnboundedReceiver<Command>,
-    snapshot: watch::Sender<Snapshot>,
+    status: watch::Sender<Published>,
 }
 
 struct Shared {
     commands: mpsc::UnboundedSender<Command>,
     start: Mutex<Option<Start>>,
-    snapshot: watch::Receiver<Snapshot>,
-    changes: Changes,
+    /// What the driver last published of the core's status.
+    status: watch::Receiver<Published>,
+    changes: Arc<Changes>,
     data: SessionData,
 }
 
@@ -253,7 +238,8 @@ impl<R> Clone for Session<R> {
 
 impl<R> std::fmt::Debug for Session<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let s = self.shared.snapshot.borrow();
+        let s = self.shared.status.borrow();
+        let s = &s.status;
         f.debug_struct("Session")
             .field("state", &s.state)
             .field("session_id", &s.session_id)
@@ -273,18 +259,27 @@ impl<R: Runtime> Session<R> {
     }
 
     /// Opens the session; returns once it is CONNECTED_ACTIVE, or with the reason it closed.
+    ///
+    /// The change to CONNECTED_ACTIVE has reached every [`Session::state_changes`] stream and
+    /// [`Session::on_state_change`] listener by the time this returns.
+    ///
+    /// Cancelling it (dropping the future) does not stop the session: its driver task goes
+    /// on connecting, and on reconnecting after that, in the background. [`Session::state`]
+    /// and the state-change streams tell how it went; [`Session::close`], or dropping the
+    /// last handle, stops it. Calling `connect` again fails with [`Error::AlreadyConnected`].
     pub async fn connect(&self) -> Result<(), Error> {
         self.connect_with(SessionProperties::new()).await
     }
 
-    /// Opens the session, proposing `properties` on top of the builder's.
+    /// Opens the session, proposing `properties` on top of the builder's (see
+    /// [`Session::connect`]).
     pub async fn connect_with(&self, properties: SessionProperties) -> Result<(), Error> {
         let start = self.shared.start.lock().unwrap_or_else(|e| e.into_inner()).take();
         let Some(Start {
             mut config,
             tls,
             receiver,
-            snapshot,
+            status,
         }) = start
         else {
             return Err(Error::AlreadyConnected);
@@ -299,25 +294,26 @@ impl<R: Runtime> Session<R> {
             core,
             tls,
             receiver,
-            snapshot,
+            status,
             self.shared.changes.clone(),
         ));
         R::spawn(driver.run());
-        let mut watch = self.shared.snapshot.clone();
-        let snapshot = watch
-            .wait_for(|s| s.state != SessionState::Connecting)
+        let mut watch = self.shared.status.clone();
+        let status = watch
+            .wait_for(|p| p.settled && p.status.state != SessionState::Connecting)
             .await
-            .map(|s| s.clone())
-            .unwrap_or_else(|_| self.shared.snapshot.borrow().clone());
-        match snapshot.state {
+            .map(|p| p.status.clone())
+            .unwrap_or_else(|_| self.status());
+        match status.state {
             SessionState::ConnectedActive | SessionState::RecoveringReconnect => Ok(()),
             _ => Err(Error::from_close(
-                snapshot.close_reason.unwrap_or(CloseReason::ClosedByClient),
+                status.close_reason.unwrap_or(CloseReason::ClosedByClient),
             )),
         }
     }
 
     /// Closes the session and waits until it is closed (at most about the close timeout).
+    /// The change to the closed state has reached every stream and listener by then.
     /// Closing a closed session does nothing.
     pub async fn close(&self) {
         let (done, closed) = oneshot::channel();
@@ -338,37 +334,37 @@ impl<R: Runtime> Session<R> {
 
     /// The session id, once connected.
     pub fn session_id(&self) -> Option<SessionId> {
-        self.shared.snapshot.borrow().session_id
+        self.status().session_id
     }
 
     /// The current state.
     pub fn state(&self) -> SessionState {
-        self.shared.snapshot.borrow().state
+        self.status().state
     }
 
     /// Why the session closed, once it has.
     pub fn close_reason(&self) -> Option<CloseReason> {
-        self.shared.snapshot.borrow().close_reason.clone()
+        self.status().close_reason.clone()
     }
 
     /// The code of the latest connection response: 100, or 105/106 after a reconnection.
     pub fn response_code(&self) -> Option<ResponseCode> {
-        self.shared.snapshot.borrow().response_code
+        self.status().response_code
     }
 
     /// The server's system ping period, once connected.
     pub fn ping_period(&self) -> Option<Duration> {
-        self.shared.snapshot.borrow().ping_period
+        self.status().ping_period
     }
 
     /// The largest message the server accepts, once connected.
     pub fn max_message_size(&self) -> Option<u32> {
-        self.shared.snapshot.borrow().max_message_size
+        self.status().max_message_size
     }
 
     /// How many of the server's system pings this session has answered.
     pub fn system_pings_answered(&self) -> u64 {
-        self.shared.snapshot.borrow().system_pings_answered
+        self.status().system_pings_answered
     }
 
     /// The per-session typed store.
@@ -382,43 +378,22 @@ impl<R: Runtime> Session<R> {
     }
 
     /// Every state change from now on, as a stream that ends with the change to a closed
-    /// state (at once, for a session already closed). A slow reader that falls more than
-    /// 64 changes behind skips the oldest.
-    pub fn state_changes(&self) -> impl Stream<Item = StateChange> + Send + 'static {
-        // Under the lock the driver publishes with: a change is either in this receiver or
-        // already visible through `state()`, never lost in between.
-        let receiver = {
-            let mut changes = self.shared.changes.lock().unwrap_or_else(|e| e.into_inner());
-            if self.state().is_closed() {
-                None
-            } else {
-                Some(
-                    changes
-                        .get_or_insert_with(|| broadcast::channel(CHANGES_CAPACITY).0)
-                        .subscribe(),
-                )
-            }
-        };
-        futures_util::stream::unfold(receiver, |receiver| async move {
-            let mut receiver = receiver?;
-            loop {
-                match receiver.recv().await {
-                    Ok(change) => return Some((change, Some(receiver))),
-                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                    Err(broadcast::error::RecvError::Closed) => return None,
-                }
-            }
-        })
+    /// state (at once, for a session already closed). A reader that falls more than 64
+    /// changes behind gets [`crate::Lagged`] with how many it missed, then the oldest still held.
+    pub fn state_changes(&self) -> StateChanges {
+        StateChanges::new(self.shared.changes.subscribe())
     }
 
-    /// Calls `listener` on every state change from now on, from a task of its own.
+    /// Calls `listener` on every state change from now on, in order, on the session's
+    /// driver task: it has been called with CONNECTED_ACTIVE before `connect()` returns,
+    /// and with the closed state before `close()` returns. It must return quickly (it holds
+    /// up the session) and may not block; to do more, send the change to a task of yours.
     pub fn on_state_change(&self, listener: impl Fn(&StateChange) + Send + 'static) {
-        let mut changes = Box::pin(self.state_changes());
-        R::spawn(async move {
-            while let Some(change) = futures_util::StreamExt::next(&mut changes).await {
-                listener(&change);
-            }
-        });
+        self.shared.changes.listen(Box::new(listener));
+    }
+
+    fn status(&self) -> SessionStatus {
+        self.shared.status.borrow().status.clone()
     }
 
     fn send(&self, command: Command) -> Result<(), Error> {
@@ -429,7 +404,7 @@ impl<R: Runtime> Session<R> {
     }
 
     fn closed_error(&self) -> Error {
-        let snapshot = self.shared.snapshot.borrow();
+        let snapshot = self.status();
         match &snapshot.close_reason {
             Some(reason) => Error::Closed(reason.clone()),
             None if snapshot.state == SessionState::Connecting => {
@@ -484,5 +459,100 @@ impl<R: Runtime> Services<'_, R> {
     /// Removes the handler of `service`.
     pub fn deregister(&self, service: ServiceId) -> Result<(), Error> {
         self.session.send(Command::Deregister { service })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+    use std::net::SocketAddr;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use futures_util::{Sink, Stream};
+    use tungstenite::handshake::client::Request;
+    use tungstenite::protocol::WebSocketConfig;
+
+    use super::*;
+    use diffusion_proto::UrlError;
+
+    /// A runtime adapter built without TLS, that never gets as far as a socket.
+    struct NoTls;
+
+    struct NoSocket;
+
+    impl Stream for NoSocket {
+        type Item = Result<tungstenite::Message, tungstenite::Error>;
+        fn poll_next(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+            Poll::Ready(None)
+        }
+    }
+
+    impl Sink<tungstenite::Message> for NoSocket {
+        type Error = tungstenite::Error;
+        fn poll_ready(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            Poll::Ready(Ok(()))
+        }
+        fn start_send(self: Pin<&mut Self>, _: tungstenite::Message) -> Result<(), Self::Error> {
+            Ok(())
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    impl Runtime for NoTls {
+        type WebSocket = NoSocket;
+        type Sleep = std::future::Pending<()>;
+        type Stream = ();
+        const TLS_FEATURE: &'static str = "no-tls/rustls";
+
+        fn spawn(_: impl Future<Output = ()> + Send + 'static) {}
+
+        fn sleep_until(_: Instant) -> Self::Sleep {
+            std::future::pending()
+        }
+
+        async fn resolve(_: String, _: u16) -> io::Result<Vec<SocketAddr>> {
+            Err(io::ErrorKind::Unsupported.into())
+        }
+
+        async fn connect_tcp(_: Vec<SocketAddr>) -> io::Result<()> {
+            Err(io::ErrorKind::Unsupported.into())
+        }
+
+        async fn upgrade(_: Request, _: (), _: WebSocketConfig) -> Result<NoSocket, tungstenite::Error> {
+            Ok(NoSocket)
+        }
+    }
+
+    #[test]
+    fn build_refuses_wss_without_tls_and_bad_urls() {
+        let err = Session::<NoTls>::builder("wss://h").build().unwrap_err();
+        assert_eq!(
+            err,
+            Error::TlsUnavailable {
+                feature: "no-tls/rustls"
+            }
+        );
+        assert!(err.is_tls() && err.to_string().contains("no-tls/rustls"), "{err}");
+        assert!(Session::<NoTls>::builder("ws://h").build().is_ok());
+        for (url, check) in [
+            (
+                "ws://h:99999",
+                (|e: &UrlError| matches!(e, UrlError::InvalidPort { .. })) as fn(&UrlError) -> bool,
+            ),
+            ("ws://[::1", |e| matches!(e, UrlError::Invalid { .. })),
+            ("ws://h h", |e| *e == UrlError::Whitespace),
+            ("http://x", |e| matches!(e, UrlError::UnsupportedScheme { .. })),
+        ] {
+            match Session::<NoTls>::builder(url).build() {
+                Err(Error::Url(e)) => assert!(check(&e), "{url}: {e:?}"),
+                other => panic!("{url}: {other:?}"),
+            }
+        }
     }
 }

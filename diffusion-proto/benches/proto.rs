@@ -5,17 +5,16 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::hint::black_box;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::{Bytes, BytesMut};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use diffusion_proto::server::{
-    CounterEntropy, Server, ServerConfig, ServerOutput, UpgradeRequest, UserTable,
-};
+use diffusion_proto::testing::Pair;
 use diffusion_proto::{
     ClientConfig, ClientSession, ConnectRequest, ConnectionParams, ConnectionResponse, Credentials, Event,
     Message, Output, ProtocolVersion, ResponseCode, ServiceId, SessionGrant, SessionId, SessionToken,
 };
+use diffusion_proto::{ServerConfig, UserTable};
 
 /// A first connect with a principal, a password and two properties, as a real client sends it.
 fn request(version: ProtocolVersion) -> ConnectRequest {
@@ -42,7 +41,7 @@ fn grant() -> ConnectionResponse {
         },
         token: SessionToken::new(*b"ABCDEFGHIJKLMNOPQRSTUVWX"),
         ping_period_ms: 90_000,
-        last_field: 10_000_000,
+        last_field: diffusion_proto::LastField::MaxMessageSize(10_000_000),
     })
 }
 
@@ -150,69 +149,20 @@ fn credentials(c: &mut Criterion) {
     g.finish();
 }
 
-/// A client and the server in memory: every frame handed across at once, one instant.
-struct Pair {
-    now: Instant,
-    client: ClientSession,
-    server: Server,
-    answered: usize,
+/// A client and the server in memory, every frame handed across at once: connected.
+fn connected() -> Pair {
+    let config = ClientConfig::new("ws://h:1").unwrap();
+    let mut pair = Pair::with(config, ServerConfig::default(), UserTable::new(), Duration::ZERO);
+    pair.settle();
+    pair
 }
 
-const CONN: diffusion_proto::ConnectionId = diffusion_proto::ConnectionId(1);
-
-impl Pair {
-    fn new() -> Pair {
-        let now = Instant::now();
-        let config = ClientConfig::new("ws://h:1").unwrap();
-        let server = Server::new(
-            ServerConfig::default(),
-            Box::new(UserTable::new()),
-            Box::new(CounterEntropy::default()),
-        );
-        Pair {
-            now,
-            client: ClientSession::new(config, now),
-            server,
-            answered: 0,
-        }
-    }
-
-    /// Carries every queued output of both sides across until both are quiet.
-    fn pump(&mut self) {
-        loop {
-            let mut busy = false;
-            while let Some(output) = self.client.poll_output() {
-                busy = true;
-                match output {
-                    Output::Connect(request) => {
-                        let target = request.target();
-                        let headers = request.headers();
-                        let mut upgrade = UpgradeRequest::from_uri(&target);
-                        for (name, value) in &headers {
-                            upgrade = upgrade.with_header(name, value.as_bytes());
-                        }
-                        self.server.accept(self.now, CONN, &upgrade);
-                    }
-                    Output::Transmit(frame) => self.server.handle_frame(self.now, CONN, frame),
-                    Output::CloseTransport => self.server.handle_closed(self.now, CONN),
-                    Output::Event(Event::Response { result, .. }) => {
-                        result.unwrap();
-                        self.answered += 1;
-                    }
-                    Output::Event(_) => {}
-                }
-            }
-            while let Some(output) = self.server.poll_output() {
-                busy = true;
-                if let ServerOutput::Transmit { frame, .. } = output {
-                    self.client.handle_frame(self.now, frame);
-                }
-            }
-            if !busy {
-                return;
-            }
-        }
-    }
+/// How many requests were answered successfully.
+fn answered(pair: &Pair) -> usize {
+    pair.events
+        .iter()
+        .filter(|e| matches!(e, Event::Response { result: Ok(_), .. }))
+        .count()
 }
 
 fn session(c: &mut Criterion) {
@@ -220,8 +170,7 @@ fn session(c: &mut Criterion) {
     let mut g = c.benchmark_group("session");
     g.bench_function("connect", |b| {
         b.iter(|| {
-            let mut pair = Pair::new();
-            pair.pump();
+            let pair = connected();
             assert!(pair.client.session_id().is_some());
             pair
         })
@@ -229,30 +178,27 @@ fn session(c: &mut Criterion) {
     g.throughput(Throughput::Elements(PINGS));
     g.bench_function("connect_and_1000_pings", |b| {
         b.iter(|| {
-            let mut pair = Pair::new();
-            pair.pump();
+            let mut pair = connected();
             for _ in 0..PINGS {
                 pair.client.ping(pair.now, SystemTime::UNIX_EPOCH).unwrap();
                 pair.pump();
+                pair.settle();
             }
-            assert_eq!(pair.answered as u64, PINGS);
+            assert_eq!(answered(&pair) as u64, PINGS);
             pair
         })
     });
     // 1000 pings on a connected session, all sent before any is answered (pipelined).
     g.bench_function("1000_pings_pipelined", |b| {
         b.iter_batched(
-            || {
-                let mut pair = Pair::new();
-                pair.pump();
-                pair
-            },
+            connected,
             |mut pair| {
                 for _ in 0..PINGS {
                     pair.client.ping(pair.now, SystemTime::UNIX_EPOCH).unwrap();
                 }
                 pair.pump();
-                assert_eq!(pair.answered as u64, PINGS);
+                pair.settle();
+                assert_eq!(answered(&pair) as u64, PINGS);
                 pair
             },
             BatchSize::SmallInput,

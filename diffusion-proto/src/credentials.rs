@@ -23,6 +23,7 @@ pub enum Credentials {
 
 /// Why a `password` parameter or raw credentials could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum CredentialsError {
     /// The parameter was not standard base64.
     #[error("credentials parameter is not valid base64")]
@@ -75,6 +76,15 @@ impl Credentials {
             Credentials::None => 0,
             Credentials::Password(_) => 1,
             Credentials::Custom(_) => 2,
+        }
+    }
+
+    /// The kind, for logs: `none`, `password` or `custom` (never the secret).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Credentials::None => "none",
+            Credentials::Password(_) => "password",
+            Credentials::Custom(_) => "custom",
         }
     }
 

@@ -2,49 +2,65 @@
 //! sockets, no clock, no async. Runtime adapters feed it frames and instants and send what
 //! it returns.
 //!
-//! - [`wire`], [`message`]: the primitive encodings and the message codec;
+//! - [`wire`], [`Message`]: the primitive encodings and the message codec;
 //! - [`Credentials`], [`SessionProperties`]: what a session authenticates and identifies with;
-//! - [`ConnectionParams`], [`ConnectionResponse`]: the handshake;
+//! - [`WebSocketUrl`], [`ConnectionParams`], [`ConnectionResponse`]: the handshake;
 //! - [`ClientSession`], [`Server`]: the client and server state machines, driven the sans-IO way;
 //! - topics and messaging (TOPICS.md): values ([`DecodeValue`], [`EncodeValue`], [`TopicValue`]),
 //!   deltas ([`apply_delta`], [`produce_delta`]), [`Selector`], [`TopicSpecification`],
 //!   [`UpdateConstraint`] and the service codecs ([`ServicePayload`], [`ServiceCall`]).
+//!
+//! Every type has one public path, at the crate root; [`wire`] is the one public module
+//! (with `testing`, the in-memory simulation, under the feature of that name).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+#![warn(unreachable_pub)]
 
-pub mod client;
-pub mod credentials;
-pub mod message;
+mod client;
+mod credentials;
+mod handshake;
+mod message;
 mod messaging;
-pub mod properties;
-pub mod reconnect;
-pub mod request;
-pub mod response;
-pub mod server;
-pub mod state;
+mod outbound;
+mod properties;
+mod reconnect;
+mod server;
+mod state;
+#[cfg(feature = "testing")]
+pub mod testing;
+mod timer;
 mod topics;
+mod transport;
 pub mod wire;
+
+/// What tests, fuzzing and diagnostics may look at inside a session; not a stable API.
+#[doc(hidden)]
+pub mod internal {
+    pub use crate::client::{Attempt, Phase, Timer};
+}
 
 pub use client::{
     ClientConfig, ClientSession, ConnectRequest, Event, InboundRequestId, Output, PingDetails, Reply,
-    RequestError, RequestId, SessionError, StateChange,
+    RequestError, RequestId, SessionError, SessionStatus, StateChange,
 };
 pub use credentials::{Credentials, CredentialsError};
-pub use message::{ErrorReason, Message, MessageError, ServiceId};
+pub use handshake::{
+    encode_component, ConnectionParams, ConnectionResponse, LastField, ParamError, ParameterCarrier,
+    ParseSessionIdError, ProtocolVersion, RawParam, RawParams, ReconnectParams, ResponseClass, ResponseCode,
+    ResponseError, ResponseFields, ResponseHeader, SessionGrant, SessionId, SessionToken, UrlError,
+    WebSocketUrl, REDACTED,
+};
+pub use message::{type_code, ErrorReason, Message, MessageError, ServiceId};
 pub use messaging::{
     DeregisterHandlerRequest, HandlerKey, HandlerRequest, MessagingValue, RegisterHandlerRequest,
     SendRequest, SendToSessionRequest,
 };
-pub use properties::{PropertyError, SessionProperties};
+pub use properties::{validate_key, PropertyError, SessionProperties, CLIENT_SETTABLE_FIXED};
 pub use reconnect::{Backoff, FixedDelay, ReconnectAction, ReconnectConfig, ReconnectStrategy};
-pub use request::{ConnectionParams, ParamError, ParameterCarrier, ReconnectParams, UrlError, WebSocketUrl};
-pub use response::{
-    ConnectionResponse, ProtocolVersion, ResponseClass, ResponseCode, ResponseError, SessionGrant, SessionId,
-    SessionToken,
-};
 pub use server::{
     AcceptOutcome, AllowAll, Authenticator, ConnectionId, CounterEntropy, Entropy, Server, ServerCloseReason,
-    ServerConfig, ServerEvent, ServerOutput, SessionInfo, SessionStats, UpgradeRequest, UserTable,
+    ServerConfig, ServerEvent, ServerEventKind, ServerOutput, ServerStats, SessionInfo, SessionStats,
+    UpgradeRequest, UserTable,
 };
 pub use state::{CloseReason, ClosedBy, SessionState};
 pub use topics::{
@@ -56,3 +72,4 @@ pub use topics::{
     TopicSpecification, TopicState, TopicType, TopicTypeSet, TopicValue, UnsubscribeReason,
     UnsubscribeRequest, UnsupportedConstraint, UpdateConstraint, ValueCondition, ValueError, FETCH_NO_LIMIT,
 };
+pub use transport::TransportError;

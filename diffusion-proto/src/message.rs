@@ -9,6 +9,8 @@ use crate::wire::{self, Reader, WireError};
 
 /// A service identifier (varint int32 after the SERVICE_REQUEST type byte).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize), serde(transparent))]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct ServiceId(pub i32);
 
 impl ServiceId {
@@ -91,6 +93,7 @@ impl std::fmt::Display for ServiceId {
 
 /// The reason code carried by a SERVICE_ERROR (SPEC §7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct ErrorReason(pub i32);
 
 impl ErrorReason {
@@ -198,6 +201,20 @@ impl std::fmt::Display for ErrorReason {
 
 /// Type codes of the message type byte (its low 6 bits).
 pub mod type_code {
+    /// The SPEC §4.2 name of a type code, e.g. `SERVICE_REQUEST`.
+    pub fn name(code: u8) -> Option<&'static str> {
+        Some(match code {
+            SERVICE_REQUEST => "SERVICE_REQUEST",
+            TOPIC_VALUE => "TOPIC_VALUE",
+            TOPIC_DELTA => "TOPIC_DELTA",
+            SERVICE_RESPONSE => "SERVICE_RESPONSE",
+            SERVICE_ERROR => "SERVICE_ERROR",
+            ABORT => "ABORT",
+            CLOSE_REQUEST => "CLOSE_REQUEST",
+            _ => return None,
+        })
+    }
+
     /// SERVICE_REQUEST.
     pub const SERVICE_REQUEST: u8 = 0;
     /// TOPIC_VALUE.
@@ -219,6 +236,7 @@ const ZLIB_BITS: u8 = 0x80;
 
 /// One Diffusion message.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub enum Message {
     /// A request to the peer's service `service`, answered under `cid`.
     ServiceRequest {
@@ -227,6 +245,7 @@ pub enum Message {
         /// Conversation id chosen by the requester (0 means one-way).
         cid: i64,
         /// The service's request payload.
+        #[cfg_attr(feature = "arbitrary", arbitrary(with = arbitrary_bytes))]
         payload: Bytes,
     },
     /// The answer to the peer's request `cid`.
@@ -234,6 +253,7 @@ pub enum Message {
         /// The conversation id of the request.
         cid: i64,
         /// The service's response payload.
+        #[cfg_attr(feature = "arbitrary", arbitrary(with = arbitrary_bytes))]
         payload: Bytes,
     },
     /// The failure of the peer's request `cid`.
@@ -252,6 +272,7 @@ pub enum Message {
         /// True when the body is zlib-compressed (type byte 0x80).
         compressed: bool,
         /// The value bytes, as received.
+        #[cfg_attr(feature = "arbitrary", arbitrary(with = arbitrary_bytes))]
         payload: Bytes,
     },
     /// A topic delta, kept opaque.
@@ -261,6 +282,7 @@ pub enum Message {
         /// True when the body is zlib-compressed.
         compressed: bool,
         /// The delta bytes, as received.
+        #[cfg_attr(feature = "arbitrary", arbitrary(with = arbitrary_bytes))]
         payload: Bytes,
     },
     /// The server ends the session.
@@ -269,8 +291,15 @@ pub enum Message {
     CloseRequest,
 }
 
+/// A payload as `arbitrary` makes a `Vec<u8>`.
+#[cfg(feature = "arbitrary")]
+fn arbitrary_bytes(u: &mut arbitrary::Unstructured<'_>) -> arbitrary::Result<Bytes> {
+    Ok(Bytes::from(<Vec<u8> as arbitrary::Arbitrary>::arbitrary(u)?))
+}
+
 /// Why a frame is not a message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum MessageError {
     /// The frame was empty.
     #[error("empty frame: a message has at least its type byte")]

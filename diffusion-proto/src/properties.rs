@@ -4,6 +4,7 @@
 
 /// Why a session property was refused or an `sp` value could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum PropertyError {
     /// The key is empty.
     #[error("session property key is empty")]
@@ -28,11 +29,12 @@ pub enum PropertyError {
         /// Byte offset of the opening quote.
         at: usize,
     },
-    /// An `sp` value held a key without a value.
-    #[error("session properties: key {key:?} has no value")]
+    /// An `sp` value held a key without a value. The key is not quoted: an error about
+    /// a connection parameter never holds any of its value.
+    #[error("session properties: the key whose quote opens at byte {at} has no value")]
     MissingValue {
-        /// The key left without a value.
-        key: String,
+        /// Byte offset of the key's opening quote.
+        at: usize,
     },
 }
 
@@ -201,14 +203,14 @@ impl SessionProperties {
             if !closed {
                 return Err(PropertyError::Unterminated { at });
             }
-            tokens.push(token);
+            tokens.push((at, token));
         }
         let mut props = SessionProperties::new();
         let mut pairs = tokens.into_iter();
-        while let Some(key) = pairs.next() {
+        while let Some((at, key)) = pairs.next() {
             match pairs.next() {
-                Some(value) => props.set(key, value),
-                None => return Err(PropertyError::MissingValue { key }),
+                Some((_, value)) => props.set(key, value),
+                None => return Err(PropertyError::MissingValue { at }),
             }
         }
         Ok(props)
@@ -306,7 +308,7 @@ mod tests {
         );
         assert_eq!(
             SessionProperties::parse(r#""k""#),
-            Err(PropertyError::MissingValue { key: "k".into() })
+            Err(PropertyError::MissingValue { at: 0 })
         );
         let p = SessionProperties::parse(r#"{"a":"\u00e9\ud83d\ude00"}"#).unwrap();
         assert_eq!(p.get("a"), Some("é😀"));

@@ -3,10 +3,12 @@
 
 use std::time::Duration;
 
-use crate::response::{ResponseCode, ResponseError};
+use crate::handshake::{ResponseCode, ResponseError};
+use crate::transport::TransportError;
 
 /// The state of a client session (the Python client's names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum SessionState {
     /// Opening the first connection.
     Connecting,
@@ -71,6 +73,7 @@ impl std::fmt::Display for SessionState {
 
 /// Who ended a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum ClosedBy {
     /// This client: its application asked, or it found the server breaking the protocol.
     Client,
@@ -94,7 +97,8 @@ pub enum CloseReason {
     #[error("connection lost ({cause}) and reconnection is disabled; enable reconnection to survive this")]
     ConnectionLost {
         /// What the transport reported.
-        cause: String,
+        #[source]
+        cause: TransportError,
     },
     /// The reconnection strategy gave up.
     #[error("connection lost and the reconnection strategy gave up")]
@@ -110,7 +114,7 @@ pub enum CloseReason {
     Rejected(ResponseCode),
     /// The connection response could not be accepted.
     #[error("bad connection response: {0}")]
-    Handshake(ResponseError),
+    Handshake(#[source] ResponseError),
     /// No connection response within the connection timeout.
     #[error("no connection response within {after:?}; check the URL and that the server is up")]
     HandshakeTimeout {
@@ -121,7 +125,8 @@ pub enum CloseReason {
     #[error("could not connect: {cause}")]
     TransportFailed {
         /// What the transport reported.
-        cause: String,
+        #[source]
+        cause: TransportError,
     },
     /// The server sent something this protocol does not allow.
     #[error("protocol error: {detail}")]
@@ -169,6 +174,23 @@ impl CloseReason {
                     | ResponseCode::ReconnectionFailedMessageLoss
             ),
             _ => false,
+        }
+    }
+
+    /// The transport failure that ended the session, if one did.
+    pub fn transport_error(&self) -> Option<&TransportError> {
+        match self {
+            CloseReason::ConnectionLost { cause } | CloseReason::TransportFailed { cause } => Some(cause),
+            _ => None,
+        }
+    }
+
+    /// True when something took too long: the connection response, the reconnection, or
+    /// the transport (an idle connection, a connect that timed out).
+    pub fn is_timeout(&self) -> bool {
+        match self {
+            CloseReason::HandshakeTimeout { .. } | CloseReason::ReconnectTimeout { .. } => true,
+            other => other.transport_error().is_some_and(TransportError::is_timeout),
         }
     }
 

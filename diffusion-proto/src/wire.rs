@@ -8,6 +8,7 @@ use bytes::{BufMut, BytesMut};
 
 /// Why a primitive could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum WireError {
     /// The input ended inside a value.
     #[error("input ended early: {needed} more byte(s) needed, {remaining} left")]

@@ -3,13 +3,14 @@
 
 // Harness code outside #[test] functions may unwrap too.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-use std::collections::HashSet;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
+use diffusion_proto::testing::Checker;
 use diffusion_proto::{
-    ClientConfig, ClientSession, ConnectionResponse, ErrorReason, Event, Message, Output, ProtocolVersion,
-    RequestId, ResponseCode, ServiceId, SessionError, SessionGrant, SessionId, SessionToken, StateChange,
+    ClientConfig, ClientSession, ConnectionResponse, ErrorReason, Event, LastField, Message, Output,
+    ProtocolVersion, ResponseCode, ServiceId, SessionError, SessionGrant, SessionId, SessionToken,
+    TransportError,
 };
 use proptest::prelude::*;
 
@@ -59,7 +60,7 @@ fn grant(code: ResponseCode, last_field: u32) -> Bytes {
         session_id: SessionId { server: 1, value: 2 },
         token: SessionToken::new(*b"ABCDEFGHIJKLMNOPQRSTUVWX"),
         ping_period_ms: 1000,
-        last_field,
+        last_field: LastField::for_code(code, last_field),
     })
     .encode(ProtocolVersion::V25)
 }
@@ -108,8 +109,8 @@ proptest! {
         if !reconnect { config.reconnect = None; }
         if timeout { config.request_timeout = Some(Duration::from_millis(700)); }
         let mut s = ClientSession::new(config, now);
-        let mut state = s.state();
-        let mut open: HashSet<RequestId> = HashSet::new();
+        let mut check = Checker::default();
+        check.drain(&mut s);
         for input in inputs {
             match input {
                 Input::Frame(f) => s.handle_frame(now, f),
@@ -121,44 +122,35 @@ proptest! {
                     s.handle_frame(now, frame)
                 }
                 Input::Advance(ms) => { now += Duration::from_millis(ms); s.handle_timeout(now) }
-                Input::TransportClosed => s.handle_transport_closed(now, "reset"),
-                Input::Ping => { if let Ok(id) = s.ping(now, SystemTime::UNIX_EPOCH) { prop_assert!(open.insert(id)); } }
+                Input::TransportClosed => s.handle_transport_closed(now, TransportError::Ended),
+                Input::Ping => { if let Ok(id) = s.ping(now, SystemTime::UNIX_EPOCH) { check.issued(id); } }
                 Input::Invoke(n) => {
                     if let Ok(id) = s.invoke(now, SystemTime::UNIX_EPOCH, ServiceId(99), Bytes::from(vec![0; n])) {
-                        prop_assert!(open.insert(id));
+                        check.issued(id);
                     }
                 }
                 Input::Close => s.close(now),
             }
-            for out in drain(&mut s) {
-                match out {
-                    Output::Event(Event::StateChanged(StateChange { old, new, reason })) => {
-                        prop_assert_eq!(old, state);
-                        prop_assert!(old.can_transition_to(new), "{} -> {}", old, new);
-                        prop_assert_eq!(new.is_closed(), reason.is_some());
-                        state = new;
-                    }
-                    Output::Event(Event::Response { id, .. }) => prop_assert!(open.remove(&id), "{:?} twice", id),
-                    _ => {}
-                }
-            }
-            prop_assert_eq!(s.state(), state);
-            prop_assert_eq!(s.pending_requests(), open.len());
-        }
-        if state.is_closed() {
-            prop_assert!(open.is_empty());
-            prop_assert_eq!(s.poll_timeout(), None);
+            // Only §11.3 transitions, every request ended exactly once, nothing pending or
+            // timed once closed.
+            check.drain(&mut s);
         }
     }
+}
+
+/// A session connected at `now` by a 100 whose maximum message size is `max`.
+fn connected(now: Instant, max: u32) -> ClientSession {
+    let mut s = ClientSession::new(ClientConfig::new("ws://h:1").unwrap(), now);
+    drain(&mut s);
+    s.handle_frame(now, grant(ResponseCode::Ok, max));
+    drain(&mut s);
+    s
 }
 
 #[test]
 fn oversize_request_is_refused_and_nothing_is_sent() {
     let now = Instant::now();
-    let mut s = ClientSession::new(ClientConfig::new("ws://h:1").unwrap(), now);
-    drain(&mut s);
-    s.handle_frame(now, grant(ResponseCode::Ok, 64));
-    drain(&mut s);
+    let mut s = connected(now, 64);
     let err = s
         .invoke(
             now,
@@ -175,10 +167,7 @@ fn oversize_request_is_refused_and_nothing_is_sent() {
 #[test]
 fn system_ping_is_answered_whatever_its_cid_and_other_cid0_requests_are_not() {
     let now = Instant::now();
-    let mut s = ClientSession::new(ClientConfig::new("ws://h:1").unwrap(), now);
-    drain(&mut s);
-    s.handle_frame(now, grant(ResponseCode::Ok, 1000));
-    drain(&mut s);
+    let mut s = connected(now, 1000);
     s.handle_frame(now, Bytes::from_static(&[0x00, 0x37, 0x00]));
     assert_eq!(
         drain(&mut s),

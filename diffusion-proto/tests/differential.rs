@@ -393,7 +393,7 @@ fn reconnect_after_the_live_flow(config: ClientConfig) -> ConnectRequest {
     }
     assert!(next_connect(&mut session).is_none());
     let mut now = t0 + Duration::from_millis(800);
-    session.handle_transport_closed(now, "the server dropped the TCP connection");
+    session.handle_transport_closed(now, diffusion_proto::TransportError::Ended);
     for _ in 0..10 {
         if let Some(request) = next_connect(&mut session) {
             return request;

@@ -5,8 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-// The targets' logic, shared with the cargo-fuzz binaries; the seed encoders in it are for
-// the corpus generator only.
+// The targets' checks, shared with the cargo-fuzz binaries.
 #[allow(dead_code)]
 #[path = "../../fuzz/src/targets.rs"]
 mod targets;
@@ -59,32 +58,15 @@ fn replay(name: &str) -> usize {
     inputs.len()
 }
 
+/// Every input of every target passes its checks.
 #[test]
-fn connection_response_corpus() {
-    assert!(replay("connection_response") > 0);
+fn every_corpus_and_regression_replays() {
+    for (name, _) in targets::TARGETS {
+        assert!(replay(name) > 0, "{name}");
+    }
 }
 
-#[test]
-fn message_corpus() {
-    assert!(replay("message") > 0);
-}
-
-#[test]
-fn upgrade_params_corpus() {
-    assert!(replay("upgrade_params") > 0);
-}
-
-#[test]
-fn client_session_corpus() {
-    assert!(replay("client_session") > 0);
-}
-
-#[test]
-fn round_trip_corpus() {
-    assert!(replay("round_trip") > 0);
-}
-
-/// Every target has its test above, and every corpus directory belongs to a target.
+/// Every target is replayed, and every corpus directory belongs to a target.
 #[test]
 fn every_target_is_replayed() {
     let names: Vec<&str> = targets::TARGETS.iter().map(|(n, _)| *n).collect();
@@ -104,61 +86,4 @@ fn every_target_is_replayed() {
             assert!(names.contains(&dir.as_str()), "fuzz/{kind}/{dir} is no target's");
         }
     }
-}
-
-/// The seed encoder writes what the `client_session` target reads.
-#[test]
-fn session_inputs_read_back_as_written() {
-    use targets::{MessageOp, Op, ResponseOp, SessionSetup};
-    let setup = SessionSetup {
-        flags: 0x2d,
-        strategy: 2,
-        strategy_arg: 0x1234,
-        reconnect_timeout_ms: 5000,
-        connection_timeout_ms: 300,
-        initial_attempts: 2,
-        retry_delay_ms: 77,
-        request_timeout_ms: 700,
-        max_inbound: 3,
-        recovery_capacity: 200,
-        close_timeout_ms: 1000,
-        identity: 9,
-        services: 5,
-    };
-    let ops = vec![
-        Op::RawFrame(vec![0x00, 0x37, 0x01]),
-        Op::Message(MessageOp {
-            kind: 3,
-            select: 1,
-            cid: -5,
-            size: 300,
-        }),
-        Op::Response(ResponseOp {
-            code: 1,
-            version: 6,
-            token: 2,
-            ping: 4,
-            last_field: 0xdead_beef,
-            length: 1,
-            raw_token: [0xfe; 24],
-        }),
-        Op::Advance(65535),
-        Op::AdvanceToDeadline,
-        Op::TransportClosed,
-        Op::Ping,
-        Op::Invoke {
-            service: 3,
-            size: 1 << 20,
-        },
-        Op::Close,
-        Op::Respond {
-            index: 2,
-            error: 1,
-            size: 9,
-        },
-        Op::Register { service: 1, on: 1 },
-        Op::AdvanceSeconds(3),
-    ];
-    let bytes = targets::encode_session_input(&setup, &ops);
-    assert_eq!(targets::read_session_input(&bytes), (setup, ops));
 }

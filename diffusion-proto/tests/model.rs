@@ -1,21 +1,25 @@
-//! A reference model of the six session states and the transitions of SPEC §11.3, run step
-//! by step beside a real `ClientSession` under random operations; after every step both agree.
+//! A reference model of the session phases and the transitions of SPEC §11.3, run step by
+//! step beside a real `ClientSession` under random operations; after every step both are in
+//! the same phase, with the same timers armed for the same instants.
 //!
-//! The model owns the clock: time only moves to the deadline an operation names (in time
-//! order through any earlier deadline) or by ticks that stop short of every deadline, so
-//! each step has exactly one predictable cause.
+//! The model owns the clock: time only moves to the deadline of a timer an operation names
+//! (through every earlier one) or by ticks that stop short of every deadline. Timers that
+//! fall due together fire in the order of the session's `Timer` enum, each at most once per
+//! call: that is the timer table's contract, which the model follows rather than restates.
 // Harness code outside #[test] functions may unwrap too.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
+use diffusion_proto::internal::{Attempt, Phase, Timer};
 use diffusion_proto::{
-    ClientConfig, ClientSession, CloseReason, ConnectionResponse, Event, Message, Output, ProtocolVersion,
-    ReconnectAction, ReconnectConfig, ResponseCode, ServiceId, SessionGrant, SessionId, SessionState,
-    SessionToken, StateChange,
+    ClientConfig, ClientSession, CloseReason, ConnectionResponse, Event, LastField, Message, Output,
+    ProtocolVersion, ReconnectAction, ReconnectConfig, ResponseCode, ServiceId, SessionGrant, SessionId,
+    SessionState, SessionToken, StateChange, TransportError,
 };
 use proptest::prelude::*;
 use SessionState::*;
@@ -48,22 +52,8 @@ enum Op {
     StrategyGivesUp,
     /// Time moves on, short of every deadline.
     Tick(u64),
-    /// Time moves to the deadline of this kind, if there is one.
-    Expire(Deadline),
-}
-
-/// The session's timers, as the model knows them. The order is the order in which
-/// `handle_timeout` looks at them, for deadlines that fall on the same instant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Deadline {
-    /// No connection response within the connection timeout.
-    Handshake,
-    /// No SYSTEM_PING within twice the ping period.
-    Idle,
-    /// The close timeout after a user close.
-    Close,
-    /// The reconnection timeout `r` after the connection was lost.
-    Reconnect,
+    /// Time moves to the deadline of this timer, if it is armed.
+    Expire(Timer),
 }
 
 /// How the model expects a session to have closed.
@@ -97,20 +87,51 @@ impl Why {
     }
 }
 
+/// The phase as the model sees it: the session's `Phase` without its bookkeeping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum P {
+    Connecting(Attempt),
+    Active,
+    Closing,
+    Recovering(Attempt),
+    Closed(SessionState),
+}
+
+impl P {
+    fn of(phase: &Phase) -> P {
+        match phase {
+            Phase::Connecting { link, .. } => P::Connecting(*link),
+            Phase::Active => P::Active,
+            Phase::Closing => P::Closing,
+            Phase::Recovering { link, .. } => P::Recovering(*link),
+            Phase::Closed { state, .. } => P::Closed(*state),
+        }
+    }
+
+    fn state(self) -> SessionState {
+        match self {
+            P::Connecting(_) => Connecting,
+            P::Active | P::Closing => ConnectedActive,
+            P::Recovering(_) => RecoveringReconnect,
+            P::Closed(state) => state,
+        }
+    }
+
+    fn opening(self) -> bool {
+        matches!(
+            self,
+            P::Connecting(Attempt::Opening) | P::Recovering(Attempt::Opening)
+        )
+    }
+}
+
 /// The reference model.
 #[derive(Debug)]
 struct Model {
-    state: SessionState,
+    phase: P,
     reconnect: bool,
     strategy_gives_up: bool,
-    /// A connection attempt is waiting for its response (the link is handshaking).
-    handshaking: bool,
-    /// A user close is waiting for ABORT, the transport's end or the close timeout.
-    closing: bool,
-    handshake_at: Option<Instant>,
-    idle_at: Option<Instant>,
-    close_at: Option<Instant>,
-    reconnect_at: Option<Instant>,
+    timers: BTreeMap<Timer, Instant>,
     why: Option<Why>,
     /// The transitions of the current step.
     changes: Vec<(SessionState, SessionState)>,
@@ -119,101 +140,81 @@ struct Model {
 impl Model {
     fn new(now: Instant, reconnect: bool) -> Model {
         Model {
-            state: Connecting,
+            phase: P::Connecting(Attempt::Opening),
             reconnect,
             strategy_gives_up: false,
-            handshaking: true,
-            closing: false,
-            handshake_at: Some(now + CONNECTION_TIMEOUT),
-            idle_at: None,
-            close_at: None,
-            reconnect_at: None,
+            timers: BTreeMap::from([(Timer::Handshake, now + CONNECTION_TIMEOUT)]),
             why: None,
             changes: Vec::new(),
         }
     }
 
-    fn go(&mut self, to: SessionState) {
-        assert!(
-            self.state.can_transition_to(to),
-            "the model itself broke §11.3: {} -> {to}",
-            self.state
-        );
-        self.changes.push((self.state, to));
-        self.state = to;
+    fn go(&mut self, to: P) {
+        let (from, to_state) = (self.phase.state(), to.state());
+        if from != to_state {
+            assert!(
+                from.can_transition_to(to_state),
+                "the model itself broke §11.3: {from} -> {to_state}"
+            );
+            self.changes.push((from, to_state));
+        }
+        self.phase = to;
     }
 
     fn close(&mut self, to: SessionState, why: Why) {
-        self.go(to);
+        self.go(P::Closed(to));
         self.why = Some(why);
-        self.handshaking = false;
-        self.closing = false;
-        self.handshake_at = None;
-        self.idle_at = None;
-        self.close_at = None;
-        self.reconnect_at = None;
+        self.timers.clear();
     }
 
-    fn deadlines(&self) -> Vec<(Instant, Deadline)> {
-        let mut all: Vec<(Instant, Deadline)> = [
-            (self.handshake_at, Deadline::Handshake),
-            (self.idle_at, Deadline::Idle),
-            (self.close_at, Deadline::Close),
-            (self.reconnect_at, Deadline::Reconnect),
-        ]
-        .into_iter()
-        .filter_map(|(at, kind)| at.map(|at| (at, kind)))
-        .collect();
-        all.sort();
-        all
+    /// The link of a connecting or recovering session goes down (or the connection of an
+    /// active one: the phase changes next).
+    fn link_down(&mut self) {
+        self.timers.remove(&Timer::Handshake);
+        self.phase = match self.phase {
+            P::Connecting(_) => P::Connecting(Attempt::Waiting),
+            P::Recovering(_) => P::Recovering(Attempt::Waiting),
+            other => other,
+        };
     }
 
-    /// A new connection attempt (the strategy's delay is 0, and the driver fires it).
-    fn attempt(&mut self, now: Instant) {
-        self.handshaking = true;
-        self.handshake_at = Some(now + CONNECTION_TIMEOUT);
-    }
-
-    /// The current connection is gone: closing ends, the first connection fails, a
-    /// connected session recovers or closes, a recovering one tries again or gives up.
+    /// The current connection is gone: closing ends, the first connection fails (one
+    /// attempt), a connected session recovers or closes, a recovering one tries again or
+    /// gives up.
     fn lost(&mut self, now: Instant, why: Why) {
-        self.handshaking = false;
-        self.handshake_at = None;
-        self.idle_at = None;
-        if self.closing {
-            return self.close(ClosedByClient, Why::ClosedByClient);
-        }
-        match self.state {
-            Connecting => self.close(ClosedFailed, why),
-            ConnectedActive if self.reconnect => {
-                self.go(RecoveringReconnect);
-                self.reconnect_at = Some(now + RECONNECT_TIMEOUT);
+        self.link_down();
+        self.timers.remove(&Timer::Idle);
+        match self.phase {
+            P::Closing => self.close(ClosedByClient, Why::ClosedByClient),
+            P::Connecting(_) => self.close(ClosedFailed, why),
+            P::Active if self.reconnect => {
+                self.go(P::Recovering(Attempt::Waiting));
+                self.timers.insert(Timer::Reconnect, now + RECONNECT_TIMEOUT);
                 self.retry(now);
             }
-            ConnectedActive => self.close(ClosedByServer, Why::ConnectionLost),
-            RecoveringReconnect => self.retry(now),
-            _ => {}
+            P::Active => self.close(ClosedByServer, Why::ConnectionLost),
+            P::Recovering(_) => self.retry(now),
+            P::Closed(_) => {}
         }
     }
 
+    /// The strategy's answer: give up, or try again at once.
     fn retry(&mut self, now: Instant) {
         if self.strategy_gives_up {
             self.close(ClosedByServer, Why::ReconnectAborted)
         } else {
-            self.attempt(now)
+            self.timers.insert(Timer::Retry, now);
         }
     }
 
-    /// A connection response (or any frame while handshaking, which is read as one).
+    /// A connection response (or any frame while opening, which is read as one).
     fn response(&mut self, now: Instant, outcome: Result<u8, ()>) {
-        let recovering = self.state == RecoveringReconnect;
+        let recovering = matches!(self.phase, P::Recovering(_));
         match outcome {
             Ok(100 | 105 | 106) => {
-                self.handshaking = false;
-                self.handshake_at = None;
-                self.reconnect_at = None;
-                self.idle_at = Some(now + IDLE);
-                self.go(ConnectedActive);
+                self.timers.clear();
+                self.timers.insert(Timer::Idle, now + IDLE);
+                self.go(P::Active);
             }
             Ok(code) => self.close(ClosedFailed, Why::Rejected(code)),
             // A response that does not parse: a protocol error of the first connection
@@ -223,52 +224,76 @@ impl Model {
         }
     }
 
-    /// What a frame from the server does, by what the link is doing.
+    /// What a frame from the server does, by phase.
     fn frame(&mut self, now: Instant, frame: Frame) {
-        if self.state.is_closed() {
-            return;
-        }
-        if self.handshaking {
+        if self.phase.opening() {
             let outcome = match frame {
                 Frame::Response(code) => Ok(code),
                 Frame::WrongVersion | Frame::Abort | Frame::SystemPing => Err(()),
             };
             return self.response(now, outcome);
         }
+        if !matches!(self.phase, P::Active | P::Closing) {
+            return;
+        }
         match frame {
             // Not a message type: dropped, like every unknown type.
             Frame::Response(_) | Frame::WrongVersion => {}
-            Frame::Abort if self.closing => self.close(ClosedByClient, Why::ClosedByClient),
+            Frame::Abort if self.phase == P::Closing => self.close(ClosedByClient, Why::ClosedByClient),
             Frame::Abort => self.close(ClosedByServer, Why::Aborted),
-            Frame::SystemPing => self.idle_at = Some(now + IDLE),
+            Frame::SystemPing => {
+                self.timers.insert(Timer::Idle, now + IDLE);
+            }
         }
     }
 
     fn user_close(&mut self, now: Instant) {
-        match self.state {
-            ConnectedActive if !self.closing => {
-                self.closing = true;
-                self.idle_at = None;
-                self.close_at = Some(now + CLOSE_TIMEOUT);
+        match self.phase {
+            P::Active => {
+                self.phase = P::Closing;
+                self.timers.remove(&Timer::Idle);
+                self.timers.insert(Timer::Close, now + CLOSE_TIMEOUT);
             }
-            ConnectedActive => {}
-            s if s.is_closed() => {}
+            P::Closing | P::Closed(_) => {}
             _ => self.close(ClosedByClient, Why::ClosedByClient),
         }
     }
 
-    fn expire(&mut self, now: Instant, kind: Deadline) {
-        match kind {
-            Deadline::Handshake => {
-                self.handshake_at = None;
-                self.lost(now, Why::HandshakeTimeout)
+    fn transport_loss(&mut self, now: Instant) {
+        let why = match self.phase {
+            P::Connecting(Attempt::Opening) => Why::TransportFailed,
+            P::Recovering(Attempt::Opening) | P::Active | P::Closing => Why::ConnectionLost,
+            // No transport to lose.
+            _ => return,
+        };
+        self.lost(now, why);
+    }
+
+    /// Every timer due at `now`, in `Timer` order, each at most once.
+    fn fire_due(&mut self, now: Instant) {
+        let mut fired = Vec::new();
+        while let Some(timer) = self
+            .timers
+            .iter()
+            .find(|(t, at)| **at <= now && !fired.contains(*t))
+            .map(|(t, _)| *t)
+        {
+            self.timers.remove(&timer);
+            fired.push(timer);
+            match timer {
+                Timer::Handshake => self.lost(now, Why::HandshakeTimeout),
+                Timer::Idle => self.lost(now, Why::ConnectionLost),
+                Timer::Close => self.close(ClosedByClient, Why::ClosedByClient),
+                Timer::Reconnect => self.close(ClosedFailed, Why::ReconnectTimeout),
+                Timer::Retry => {
+                    self.phase = match self.phase {
+                        P::Connecting(_) => P::Connecting(Attempt::Opening),
+                        P::Recovering(_) => P::Recovering(Attempt::Opening),
+                        other => other,
+                    };
+                    self.timers.insert(Timer::Handshake, now + CONNECTION_TIMEOUT);
+                }
             }
-            Deadline::Idle => {
-                self.idle_at = None;
-                self.lost(now, Why::ConnectionLost)
-            }
-            Deadline::Close => self.close(ClosedByClient, Why::ClosedByClient),
-            Deadline::Reconnect => self.close(ClosedFailed, Why::ReconnectTimeout),
         }
     }
 }
@@ -290,7 +315,7 @@ fn response_frame(code: u8, version: u8) -> Bytes {
             token: SessionToken::new(*b"ABCDEFGHIJKLMNOPQRSTUVWX"),
             ping_period_ms: PING_PERIOD_MS,
             // For 105: recovery sequence 0, "the server has everything".
-            last_field: 0,
+            last_field: LastField::for_code(code, 0),
         })
     } else {
         ConnectionResponse::Rejected(code)
@@ -360,14 +385,26 @@ impl Run {
         self.model.frame(self.now, frame);
     }
 
-    /// Moves time through every model deadline up to `until`, in time order, then to `until`.
+    /// Time reaches `self.now`: both fire what is due.
+    fn timeout(&mut self) {
+        self.session.handle_timeout(self.now);
+        self.model.fire_due(self.now);
+    }
+
+    /// Moves time through every armed timer up to `until`, in time order, then to `until`.
     fn advance(&mut self, until: Instant) {
-        while let Some(&(at, kind)) = self.model.deadlines().first().filter(|(at, _)| *at <= until) {
+        while let Some(at) = self
+            .model
+            .timers
+            .values()
+            .copied()
+            .min()
+            .filter(|at| *at <= until)
+        {
             self.now = self.now.max(at);
-            self.session.handle_timeout(self.now);
-            self.model.expire(self.now, kind);
-            // A deadline is one step: compare before the next one.
-            self.check(&format!("{kind:?} deadline"));
+            self.timeout();
+            // Each instant is one step: compare before the next one.
+            self.check(&format!("timers at +{:?}", self.now.elapsed()));
         }
         self.now = self.now.max(until);
     }
@@ -379,15 +416,9 @@ impl Run {
             Op::Abort => self.feed(Frame::Abort),
             Op::SystemPing => self.feed(Frame::SystemPing),
             Op::TransportLoss => {
-                self.session.handle_transport_closed(self.now, "reset by peer");
-                if self.model.handshaking || (self.model.state == ConnectedActive) {
-                    let why = if self.model.state == Connecting {
-                        Why::TransportFailed
-                    } else {
-                        Why::ConnectionLost
-                    };
-                    self.model.lost(self.now, why);
-                }
+                self.session
+                    .handle_transport_closed(self.now, TransportError::Ended);
+                self.model.transport_loss(self.now);
             }
             Op::UserClose => {
                 self.session.close(self.now);
@@ -404,20 +435,19 @@ impl Run {
             }
             Op::Tick(ms) => {
                 let mut to = self.now + Duration::from_millis(ms);
-                if let Some(&(first, _)) = self.model.deadlines().first() {
+                if let Some(first) = self.model.timers.values().copied().min() {
                     to = to.min(first - Duration::from_millis(1)).max(self.now);
                 }
                 self.now = to;
-                self.session.handle_timeout(self.now);
             }
-            Op::Expire(kind) => {
-                if let Some(&(at, _)) = self.model.deadlines().iter().find(|(_, k)| *k == kind) {
+            Op::Expire(timer) => {
+                if let Some(at) = self.model.timers.get(&timer).copied() {
                     self.advance(at);
                 }
             }
         }
-        // The strategy's zero delay: the next attempt starts at this same instant.
-        self.session.handle_timeout(self.now);
+        // What fell due at this instant (the strategy's zero delay: the next attempt).
+        self.timeout();
         self.check(&format!("{op:?}"));
     }
 
@@ -432,9 +462,9 @@ impl Run {
                 Output::Event(Event::Response { .. }) => self.pending -= 1,
                 Output::Connect(request) => assert_eq!(
                     request.is_reconnect(),
-                    self.model.state == RecoveringReconnect,
-                    "{step}: a connect request in {}",
-                    self.model.state
+                    matches!(self.model.phase, P::Recovering(_)),
+                    "{step}: a connect request in {:?}",
+                    self.model.phase
                 ),
                 _ => {}
             }
@@ -442,7 +472,11 @@ impl Run {
         let model = &mut self.model;
         assert_eq!(changes, std::mem::take(&mut model.changes), "{step}: transitions");
         self.history.extend(changes);
-        assert_eq!(self.session.state(), model.state, "{step}: state");
+        assert_eq!(P::of(self.session.phase()), model.phase, "{step}: phase");
+        assert_eq!(self.session.state(), model.phase.state(), "{step}: state");
+        let timers: Vec<(Timer, Instant)> = self.session.timers().collect();
+        let expected: Vec<(Timer, Instant)> = model.timers.iter().map(|(t, at)| (*t, *at)).collect();
+        assert_eq!(timers, expected, "{step}: armed timers, model {model:?}");
         assert_eq!(
             self.session.close_reason().map(Why::of),
             model.why,
@@ -453,18 +487,9 @@ impl Run {
             self.pending,
             "{step}: pending requests"
         );
-        if model.state.is_closed() {
+        if model.phase.state().is_closed() {
             assert_eq!(self.pending, 0, "{step}: closed with requests pending");
             assert_eq!(self.session.poll_timeout(), None, "{step}: closed with a timer");
-        } else {
-            // The session's next timer is the model's next deadline (or, while recovering,
-            // nothing earlier than it).
-            let first = model.deadlines().first().map(|d| d.0);
-            assert_eq!(
-                self.session.poll_timeout(),
-                first,
-                "{step}: next deadline, model {model:?}"
-            );
         }
     }
 }
@@ -481,10 +506,10 @@ fn any_op() -> impl Strategy<Value = Op> {
         2 => Just(Op::UserPing),
         1 => Just(Op::StrategyGivesUp),
         2 => (1u64..3000).prop_map(Op::Tick),
-        1 => Just(Op::Expire(Deadline::Handshake)),
-        2 => Just(Op::Expire(Deadline::Idle)),
-        1 => Just(Op::Expire(Deadline::Close)),
-        2 => Just(Op::Expire(Deadline::Reconnect)),
+        1 => Just(Op::Expire(Timer::Handshake)),
+        2 => Just(Op::Expire(Timer::Idle)),
+        1 => Just(Op::Expire(Timer::Close)),
+        2 => Just(Op::Expire(Timer::Reconnect)),
     ]
 }
 
@@ -508,7 +533,7 @@ fn the_scenarios_reach_every_transition() {
         (true, &[Response(100), TransportLoss, Response(105)]),
         (
             true,
-            &[Response(100), Expire(Deadline::Idle), Expire(Deadline::Reconnect)],
+            &[Response(100), Expire(Timer::Idle), Expire(Timer::Reconnect)],
         ),
         (true, &[Response(100), TransportLoss, Response(117)]),
         (true, &[Response(100), TransportLoss, UserClose]),
@@ -519,7 +544,7 @@ fn the_scenarios_reach_every_transition() {
         ),
         (false, &[Response(100), TransportLoss]),
         (false, &[Response(100), Abort]),
-        (false, &[Response(100), UserClose, Expire(Deadline::Close)]),
+        (false, &[Response(100), UserClose, Expire(Timer::Close)]),
         (false, &[Response(116)]),
         (false, &[WrongVersion]),
     ];

@@ -8,13 +8,12 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use diffusion_proto::request::ParameterCarrier;
-use diffusion_proto::server::{
-    AcceptOutcome, AllowAll, ConnectionId, CounterEntropy, Entropy, Server, ServerCloseReason, ServerConfig,
-    ServerEvent, ServerOutput, UpgradeRequest, UserTable,
-};
 use diffusion_proto::wire::Reader;
-use diffusion_proto::{ConnectionResponse, Message, ProtocolVersion, ResponseCode, ServiceId, SessionId};
+use diffusion_proto::{
+    AcceptOutcome, AllowAll, ConnectionId, ConnectionResponse, CounterEntropy, Entropy, Message,
+    ParameterCarrier, ProtocolVersion, ResponseCode, Server, ServerCloseReason, ServerConfig, ServerEvent,
+    ServerEventKind, ServerOutput, ServiceId, SessionId, UpgradeRequest, UserTable,
+};
 use proptest::prelude::*;
 
 const TOKEN_LEN: usize = 24;
@@ -74,7 +73,7 @@ fn wire_of(outputs: &[ServerOutput]) -> Vec<String> {
         .filter_map(|o| match o {
             ServerOutput::Transmit { conn, frame } => Some(format!("tx:{}:{}", conn.0, hex::encode(frame))),
             ServerOutput::CloseTransport { conn } => Some(format!("close:{}", conn.0)),
-            ServerOutput::Event(_) => None,
+            _ => None,
         })
         .collect()
 }
@@ -205,13 +204,17 @@ fn anonymous_accept_sends_the_55_byte_response() {
         }
     );
     let events = events_of(&out);
-    let [ServerEvent::Connected {
-        principal,
-        properties,
-        version,
-        carrier,
-        client_type,
-        reconnect_timeout,
+    let [ServerEvent {
+        kind:
+            ServerEventKind::Connected {
+                principal,
+                properties,
+                version,
+                carrier,
+                client_type,
+                reconnect_timeout,
+                ..
+            },
         ..
     }] = events.as_slice()
     else {
@@ -247,8 +250,11 @@ fn rejected_credentials_get_exactly_231974_then_close() {
     assert_eq!(wire_of(&out), ["tx:7:231974", "close:7"]);
     assert!(matches!(
         events_of(&out).as_slice(),
-        [ServerEvent::Rejected {
-            code: ResponseCode::AuthenticationFailed,
+        [ServerEvent {
+            kind: ServerEventKind::Rejected {
+                code: ResponseCode::AuthenticationFailed,
+                ..
+            },
             ..
         }]
     ));
@@ -309,12 +315,16 @@ fn javascript_query_on_version_29() {
     assert_eq!(frame.len(), 55);
     assert_eq!(hex::encode(&frame[..3]), "231d64");
     let events = events_of(&out);
-    let [ServerEvent::Connected {
-        principal,
-        properties,
-        version,
-        carrier,
-        client_type,
+    let [ServerEvent {
+        kind:
+            ServerEventKind::Connected {
+                principal,
+                properties,
+                version,
+                carrier,
+                client_type,
+                ..
+            },
         ..
     }] = events.as_slice()
     else {
@@ -403,11 +413,13 @@ fn system_ping_after_the_period_and_its_answer_is_counted() {
     let out = frame(&mut server, clock.ms(90_003), 1, "0601");
     assert_eq!(
         events_of(&out),
-        [ServerEvent::SystemPingAnswered {
-            conn: ConnectionId(1),
-            session_id: id,
-            cid: 1,
-            rtt: Duration::from_millis(3)
+        [ServerEvent {
+            conn: Some(ConnectionId(1)),
+            session_id: Some(id),
+            kind: ServerEventKind::SystemPingAnswered {
+                cid: 1,
+                rtt: Duration::from_millis(3)
+            }
         }]
     );
     server.handle_timeout(clock.ms(180_000));
@@ -432,10 +444,12 @@ fn unanswered_pings_close_the_session() {
     assert_eq!(wire_of(&out), ["tx:1:1c", "close:1"]);
     assert_eq!(
         events_of(&out),
-        [ServerEvent::SessionClosed {
-            session_id: id,
+        [ServerEvent {
             conn: Some(ConnectionId(1)),
-            reason: ServerCloseReason::ClientUnresponsive
+            session_id: Some(id),
+            kind: ServerEventKind::SessionClosed {
+                reason: ServerCloseReason::ClientUnresponsive
+            }
         }]
     );
     assert_eq!(server.poll_timeout(), None);
@@ -477,14 +491,17 @@ fn close_request_gets_abort_then_transport_close() {
     assert_eq!(
         events_of(&out),
         [
-            ServerEvent::CloseRequested {
-                conn: ConnectionId(1),
-                session_id: id
-            },
-            ServerEvent::SessionClosed {
-                session_id: id,
+            ServerEvent {
                 conn: Some(ConnectionId(1)),
-                reason: ServerCloseReason::ClientRequested
+                session_id: Some(id),
+                kind: ServerEventKind::CloseRequested
+            },
+            ServerEvent {
+                conn: Some(ConnectionId(1)),
+                session_id: Some(id),
+                kind: ServerEventKind::SessionClosed {
+                    reason: ServerCloseReason::ClientRequested
+                }
             }
         ]
     );
@@ -530,10 +547,12 @@ fn reconnect_answers_105_with_s_and_resends_after_ss() {
     let out = drain(&mut server);
     assert_eq!(
         events_of(&out),
-        [ServerEvent::Detached {
-            conn: ConnectionId(1),
-            session_id: id,
-            expires: Some(clock.ms(151_000))
+        [ServerEvent {
+            conn: Some(ConnectionId(1)),
+            session_id: Some(id),
+            kind: ServerEventKind::Detached {
+                expires: Some(clock.ms(151_000))
+            }
         }]
     );
     assert_eq!(server.poll_timeout(), Some(clock.ms(151_000)));
@@ -558,10 +577,13 @@ fn reconnect_answers_105_with_s_and_resends_after_ss() {
     assert_eq!(wire[2], "tx:2:04000002096548656c6c6f"); // topic 521, CBOR "Hello"
     assert!(matches!(
         events_of(&out).as_slice(),
-        [ServerEvent::Reconnected {
-            code: ResponseCode::Reconnected,
-            resent: 2,
-            replaced: None,
+        [ServerEvent {
+            kind: ServerEventKind::Reconnected {
+                code: ResponseCode::Reconnected,
+                resent: 2,
+                replaced: None,
+                ..
+            },
             ..
         }]
     ));
@@ -569,9 +591,12 @@ fn reconnect_answers_105_with_s_and_resends_after_ss() {
     let out = frame(&mut server, clock.ms(92_001), 2, "0602");
     assert!(matches!(
         events_of(&out).as_slice(),
-        [ServerEvent::ResponseReceived {
-            cid: 2,
-            service: ServiceId::USER_PING,
+        [ServerEvent {
+            kind: ServerEventKind::ResponseReceived {
+                cid: 2,
+                service: ServiceId::USER_PING,
+                ..
+            },
             ..
         }]
     ));
@@ -695,10 +720,12 @@ fn expired_detached_session_gets_117() {
     server.handle_timeout(clock.ms(6_000));
     assert_eq!(
         events_of(&drain(&mut server)),
-        [ServerEvent::SessionClosed {
-            session_id: id,
+        [ServerEvent {
             conn: None,
-            reason: ServerCloseReason::ReconnectTimeout
+            session_id: Some(id),
+            kind: ServerEventKind::SessionClosed {
+                reason: ServerCloseReason::ReconnectTimeout
+            }
         }]
     );
     let (outcome, _) = reconnect(&mut server, clock.ms(6_001), 2, &token, "0", "0");
@@ -732,10 +759,12 @@ fn zero_reconnect_timeout_closes_on_connection_loss() {
     let events = events_of(&drain(&mut server));
     assert_eq!(
         events.last(),
-        Some(&ServerEvent::SessionClosed {
-            session_id: id,
+        Some(&ServerEvent {
             conn: None,
-            reason: ServerCloseReason::ConnectionLost
+            session_id: Some(id),
+            kind: ServerEventKind::SessionClosed {
+                reason: ServerCloseReason::ConnectionLost
+            }
         })
     );
     assert!(server.session(id).is_none());
@@ -785,13 +814,21 @@ fn oversize_frame_is_a_protocol_error_that_closes() {
     let out = frame(&mut server, clock.ms(2), 1, &big);
     assert_eq!(wire_of(&out), ["tx:1:1c", "close:1"]);
     let events = events_of(&out);
-    assert!(matches!(events[0], ServerEvent::ProtocolError { .. }));
+    assert!(matches!(
+        events[0],
+        ServerEvent {
+            kind: ServerEventKind::ProtocolError { .. },
+            ..
+        }
+    ));
     assert_eq!(
         events[1],
-        ServerEvent::SessionClosed {
-            session_id: id,
+        ServerEvent {
             conn: Some(ConnectionId(1)),
-            reason: ServerCloseReason::MessageTooLarge { size: 17, limit: 16 }
+            session_id: Some(id),
+            kind: ServerEventKind::SessionClosed {
+                reason: ServerCloseReason::MessageTooLarge { size: 17, limit: 16 }
+            }
         }
     );
 }
@@ -812,9 +849,15 @@ fn undecodable_frames_close_and_unknown_types_are_ignored() {
     assert!(matches!(
         events_of(&out).as_slice(),
         [
-            ServerEvent::ProtocolError { .. },
-            ServerEvent::SessionClosed {
-                reason: ServerCloseReason::ProtocolError(_),
+            ServerEvent {
+                kind: ServerEventKind::ProtocolError { .. },
+                ..
+            },
+            ServerEvent {
+                kind: ServerEventKind::SessionClosed {
+                    reason: ServerCloseReason::ProtocolError(_),
+                    ..
+                },
                 ..
             }
         ]
@@ -842,11 +885,13 @@ fn unknown_services_get_service_error_100() {
     assert_eq!(wire_of(&out), [expected]);
     assert_eq!(
         events_of(&out),
-        [ServerEvent::UnknownService {
-            conn: ConnectionId(1),
-            session_id: id,
-            service: ServiceId(9999),
-            cid: 3
+        [ServerEvent {
+            conn: Some(ConnectionId(1)),
+            session_id: Some(id),
+            kind: ServerEventKind::UnknownService {
+                service: ServiceId(9999),
+                cid: 3
+            }
         }]
     );
     // A registered service is the caller's to answer.
@@ -855,9 +900,12 @@ fn unknown_services_get_service_error_100() {
     assert!(wire_of(&out).is_empty());
     assert!(matches!(
         events_of(&out).as_slice(),
-        [ServerEvent::ServiceRequest {
-            service: ServiceId(9999),
-            cid: 4,
+        [ServerEvent {
+            kind: ServerEventKind::ServiceRequest {
+                service: ServiceId(9999),
+                cid: 4,
+                ..
+            },
             ..
         }]
     ));
@@ -873,7 +921,10 @@ fn unknown_services_get_service_error_100() {
     let out = frame(&mut server, clock.ms(3), 1, "04000000076162");
     assert!(matches!(
         events_of(&out).as_slice(),
-        [ServerEvent::MessageReceived { .. }]
+        [ServerEvent {
+            kind: ServerEventKind::MessageReceived { .. },
+            ..
+        }]
     ));
 }
 
@@ -1036,15 +1087,12 @@ fn counter_entropy_is_the_counter() {
     assert_eq!(hex::encode(longer), "00020000000000000002");
 }
 
-/// The connection parameter names the server reads from headers (SPEC §2.3), so that the
-/// arbitrary headers often carry one.
-const PARAMETER_NAMES: [&str; 10] = [
-    "v", "ty", "ca", "r", "username", "password", "sp", "c", "cs", "ss",
-];
-
 fn any_headers() -> impl Strategy<Value = Vec<(String, Vec<u8>)>> {
+    // The connection parameter names the server reads (SPEC §2.3), so that the arbitrary
+    // headers often carry one.
+    let names: Vec<&str> = diffusion_proto::RawParams::names().collect();
     let name = prop_oneof![
-        proptest::sample::select(PARAMETER_NAMES.to_vec()).prop_map(str::to_owned),
+        proptest::sample::select(names).prop_map(str::to_owned),
         "[A-Za-z-]{1,8}",
     ];
     proptest::collection::vec((name, proptest::collection::vec(any::<u8>(), 0..40)), 0..8)

@@ -11,7 +11,7 @@ use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 
 use bytes::Bytes;
-use diffusion_proto::message::type_code;
+use diffusion_proto::type_code;
 use diffusion_proto::{
     apply_delta, produce_delta, AddAndSetTopicRequest, AddTopicRequest, AddTopicResult, ConstraintOperator,
     ConstraintValueType, DataType, EmptyPayload, EncodeValue, ErrorReason, FetchRequest, FetchResponse,

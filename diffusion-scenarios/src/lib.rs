@@ -19,7 +19,7 @@ use diffusion_client::{
     SessionState,
 };
 use diffusion_proto::Message;
-use diffusion_test_server::{DropKind, Fault, LogKind, Options, ServerEvent, TestServer};
+use diffusion_test_server::{DropKind, Fault, LogKind, Options, ServerEvent, ServerEventKind, TestServer};
 use futures_util::StreamExt;
 
 /// How long any one wait of a scenario may take before it fails.
@@ -172,15 +172,23 @@ pub async fn stalled_server_is_noticed_and_the_same_session_resumed<R: Runtime>(
     });
     let session = Session::<R>::builder(&server.url()).connect().await.unwrap();
     let id = session.session_id();
-    let mut changes = Box::pin(session.state_changes());
+    let mut changes = session.state_changes();
     server.set_fault(Fault::Stall { after_messages: 0 });
-    let lost = within::<R, _>(WAIT, changes.next()).await.flatten().unwrap();
+    let lost = within::<R, _>(WAIT, changes.next())
+        .await
+        .flatten()
+        .unwrap()
+        .unwrap();
     assert_eq!(
         (lost.old, lost.new),
         (SessionState::ConnectedActive, SessionState::RecoveringReconnect)
     );
     server.set_fault(Fault::None);
-    let back = within::<R, _>(WAIT, changes.next()).await.flatten().unwrap();
+    let back = within::<R, _>(WAIT, changes.next())
+        .await
+        .flatten()
+        .unwrap()
+        .unwrap();
     assert_eq!(back.new, SessionState::ConnectedActive);
     assert_eq!(session.session_id(), id);
     assert_eq!(session.response_code(), Some(ResponseCode::Reconnected));
@@ -220,10 +228,10 @@ pub async fn request_in_flight_when_the_connection_drops_completes_exactly_once<
 pub async fn forgotten_session_ends_closed_failed<R: Runtime>() {
     let server = ServerThread::start(Options::default());
     let session = Session::<R>::builder(&server.url()).connect().await.unwrap();
-    let mut changes = Box::pin(session.state_changes());
+    let mut changes = session.state_changes();
     server.forget_sessions();
     let mut last = None;
-    while let Some(Some(change)) = within::<R, _>(WAIT, changes.next()).await {
+    while let Some(Some(Ok(change))) = within::<R, _>(WAIT, changes.next()).await {
         let closed = change.new.is_closed();
         last = Some(change);
         if closed {
@@ -242,21 +250,55 @@ pub async fn forgotten_session_ends_closed_failed<R: Runtime>() {
 pub async fn close_is_closed_by_client_and_the_server_saw_close_request<R: Runtime>() {
     let server = ServerThread::start(Options::default());
     let session = Session::<R>::builder(&server.url()).connect().await.unwrap();
-    let mut changes = Box::pin(session.state_changes());
+    let mut changes = session.state_changes();
     session.close().await;
     assert_eq!(session.state(), SessionState::ClosedByClient);
     // The stream gives the last change, then ends; a closed session's stream is empty.
-    let last = within::<R, _>(WAIT, changes.next()).await.flatten().unwrap();
+    let last = within::<R, _>(WAIT, changes.next())
+        .await
+        .flatten()
+        .unwrap()
+        .unwrap();
     assert_eq!(
         (last.old, last.new),
         (SessionState::ConnectedActive, SessionState::ClosedByClient)
     );
     assert!(within::<R, _>(WAIT, changes.next()).await.unwrap().is_none());
-    let mut after_close = Box::pin(session.state_changes());
+    let mut after_close = session.state_changes();
     assert!(within::<R, _>(WAIT, after_close.next()).await.unwrap().is_none());
     session.close().await;
     assert!(eventually::<R>(|| server.stats().close_requests == 1).await);
     assert!(matches!(session.ping_server().await, Err(Error::Closed(_))));
+}
+
+/// A state-change stream and a listener have the change to CONNECTED_ACTIVE when
+/// `connect()` returns, and the change to the closed state when `close()` returns.
+pub async fn state_changes_are_seen_before_connect_and_close_return<R: Runtime>() {
+    let server = ServerThread::start(Options::default());
+    let session = Session::<R>::builder(&server.url()).build().unwrap();
+    let mut changes = session.state_changes();
+    let heard = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = heard.clone();
+    session.on_state_change(move |change| log.lock().unwrap().push((change.old, change.new)));
+    session.connect().await.unwrap();
+    let connected = (SessionState::Connecting, SessionState::ConnectedActive);
+    let first = futures_util::FutureExt::now_or_never(changes.next());
+    assert_eq!(
+        first.flatten().map(|c| c.map(|c| (c.old, c.new))),
+        Some(Ok(connected))
+    );
+    assert_eq!(*heard.lock().unwrap(), [connected]);
+    session.close().await;
+    let closed = (SessionState::ConnectedActive, SessionState::ClosedByClient);
+    let last = futures_util::FutureExt::now_or_never(changes.next());
+    assert_eq!(
+        last.flatten().map(|c| c.map(|c| (c.old, c.new))),
+        Some(Ok(closed))
+    );
+    assert_eq!(*heard.lock().unwrap(), [connected, closed]);
+    // The stream ends after the closed state; a listener added now is never called.
+    assert!(within::<R, _>(WAIT, changes.next()).await.unwrap().is_none());
+    session.on_state_change(|change| panic!("called after the close with {change:?}"));
 }
 
 /// Dropping the last clone of the handle closes the session (the server sees CLOSE_REQUEST).
@@ -296,8 +338,12 @@ pub async fn inbound_requests_reach_registered_handlers<R: Runtime>() {
             .log()
             .iter()
             .filter_map(|e| match &e.kind {
-                LogKind::Server(ServerEvent::ResponseReceived {
-                    service, response, ..
+                LogKind::Server(ServerEvent {
+                    kind:
+                        ServerEventKind::ResponseReceived {
+                            service, response, ..
+                        },
+                    ..
                 }) => Some((*service, response.clone())),
                 _ => None,
             })
@@ -391,6 +437,7 @@ pub async fn wss_with_a_self_signed_certificate<R: Runtime>() {
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Closed(_)), "{err:?}");
+    assert!(err.is_tls() && err.is_connect() && !err.is_timeout(), "{err:?}");
 }
 
 /// Expands to one `#[test]` per scenario that plain `ws://` runs, on runtime `$runtime` by
@@ -408,6 +455,7 @@ macro_rules! scenarios {
             request_in_flight_when_the_connection_drops_completes_exactly_once,
             forgotten_session_ends_closed_failed,
             close_is_closed_by_client_and_the_server_saw_close_request,
+            state_changes_are_seen_before_connect_and_close_return,
             dropping_the_last_handle_closes_the_session,
             inbound_requests_reach_registered_handlers,
             oversize_send_is_refused_and_nothing_is_sent,

@@ -41,8 +41,13 @@ pub(crate) enum Input {
     },
     /// A data frame arrived (text frames as their UTF-8 bytes).
     Frame { conn: u64, frame: Bytes, text: bool },
-    /// The client ended the connection, or it failed.
-    Closed { conn: u64, reason: String },
+    /// The client ended the connection, or it failed; with the code of its WebSocket close
+    /// frame, if it sent one.
+    Closed {
+        conn: u64,
+        reason: String,
+        close_code: Option<u16>,
+    },
     /// The connection failed before it became a WebSocket.
     Error { conn: u64, message: String },
 }
@@ -172,6 +177,7 @@ pub(crate) async fn run(conn: u64, tcp: TcpStream, setup: ConnSetup, hub: mpsc::
     if hub.send(upgrade).await.is_err() {
         return;
     }
+    let mut close_code = None;
     let reason = loop {
         tokio::select! {
             cmd = rx.recv() => match cmd {
@@ -207,6 +213,7 @@ pub(crate) async fn run(conn: u64, tcp: TcpStream, setup: ConnSetup, hub: mpsc::
                 Some(Ok(WsMessage::Close(frame))) => {
                     // tungstenite answers the close frame; the stream then ends.
                     let _ = ws.flush().await;
+                    close_code = frame.as_ref().map(|f| u16::from(f.code));
                     break match frame {
                         Some(f) => format!("WebSocket close {}", u16::from(f.code)),
                         None => "WebSocket close without code".to_owned(),
@@ -218,7 +225,13 @@ pub(crate) async fn run(conn: u64, tcp: TcpStream, setup: ConnSetup, hub: mpsc::
             },
         }
     };
-    let _ = hub.send(Input::Closed { conn, reason }).await;
+    let _ = hub
+        .send(Input::Closed {
+            conn,
+            reason,
+            close_code,
+        })
+        .await;
 }
 
 /// What the upgrade request carried: path, query and headers.

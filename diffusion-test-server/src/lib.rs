@@ -1,4 +1,4 @@
-//! A loopback Diffusion server for tests: the sans-IO `diffusion_proto::server::Server`
+//! A loopback Diffusion server for tests: the sans-IO `diffusion_proto::Server`
 //! driven over tokio and tokio-tungstenite on 127.0.0.1, with a log of what it saw and
 //! transport faults to inject.
 //!
@@ -40,36 +40,44 @@
 //! connection response at all, or send a malformed one. [`Options::reconnect_answer`]
 //! answers every reconnection with a chosen code. What the protocol itself does (117 for an
 //! unknown session, ABORT after unanswered system pings or an oversize message, …) is
-//! `diffusion_proto::server`'s, documented on its `Server`.
+//! `diffusion_proto`'s, documented on its `Server`.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+#![warn(unreachable_pub)]
 
 mod conn;
+mod faults;
 mod hub;
 mod log;
 mod options;
+mod shared;
 mod tls;
+mod upgrade;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use diffusion_proto::server::{Server, ServerConfig, UserTable};
-use diffusion_proto::{ResponseCode, ServiceId, SessionId};
+use diffusion_proto::{ResponseCode, Server, ServerConfig, ServiceId, SessionId, UserTable};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
 
-pub use crate::log::{type_name, Direction, LogEntry, LogKind, Side, Stats, UpgradeLog, REDACTED};
+pub use crate::log::{Direction, FaultAction, LogEntry, LogKind, Side};
 pub use crate::options::{DropKind, Fault, Malformed, Options};
+pub use crate::shared::Stats;
 pub use crate::tls::TlsIdentity;
 #[cfg(feature = "tls")]
 pub use crate::tls::{self_signed, try_self_signed};
-pub use diffusion_proto::server::{ServerCloseReason, ServerEvent, SessionInfo, SessionStats};
+pub use crate::upgrade::UpgradeLog;
+pub use diffusion_proto::REDACTED;
+pub use diffusion_proto::{ServerCloseReason, ServerEvent, ServerEventKind, SessionInfo, SessionStats};
 
 use crate::conn::{ConnSetup, Input};
-use crate::hub::{lock, Control, Hub, Shared};
+use crate::faults::Faults;
+use crate::hub::{Control, Hub};
+use crate::shared::{lock, Shared};
 
 /// A running test server on 127.0.0.1. Dropping it stops it (its tasks are aborted);
 /// [`TestServer::shutdown`] also waits for that.
@@ -136,7 +144,11 @@ impl TestServer {
         let (inputs_tx, inputs) = mpsc::channel(1024);
         let (control, control_rx) = mpsc::unbounded_channel();
         let hub = tokio::spawn(
-            Hub::new(shared.clone(), options.fault, options.reconnect_answer).run(inputs, control_rx),
+            Hub::new(
+                shared.clone(),
+                Faults::new(options.fault, options.reconnect_answer),
+            )
+            .run(inputs, control_rx),
         );
         let acceptor = tokio::spawn(accept_loop(listener, setup, inputs_tx, shared.clone()));
         Ok(TestServer {
@@ -191,7 +203,7 @@ impl TestServer {
 
     /// The counters so far.
     pub fn stats(&self) -> Stats {
-        *lock(&self.shared.stats)
+        self.shared.stats()
     }
 
     /// Forgets every session, as a restarted server would: attached connections are dropped
@@ -240,7 +252,7 @@ impl TestServer {
 
     /// Sends a request to `service` of every attached session (a server-to-client
     /// service call); each client's answer is logged as a
-    /// [`ServerEvent::ResponseReceived`] entry.
+    /// [`ServerEventKind::ResponseReceived`] entry.
     pub fn send_request(&self, service: ServiceId, payload: Bytes) {
         let _ = self.control.send(Control::SendRequest(service, payload));
     }

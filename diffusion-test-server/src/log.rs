@@ -1,41 +1,47 @@
 //! What a test server saw and did, as typed entries for tests and as JSON lines for
-//! scripts; and its counters. No entry ever holds a password, credentials or a token.
+//! scripts (`serde`); and its counters. No entry ever holds a password, credentials or a token.
+//!
+//! # The JSON schema
+//!
+//! One object per line, `{"event": <kind>, …, "t_ms": <ms since start>, "conn": <n>}`
+//! (`conn` when the entry concerns a connection, numbered 1, 2, 3, … in accept order):
+//!
+//! | `event` | fields |
+//! |---|---|
+//! | `listening` | `port`, `url` |
+//! | `upgrade` | `path`, `query` (secrets redacted), `params` (name → raw value, secrets redacted), `header_names`, `carrier` (`query`/`headers`), `version`, `client_type`, `principal`, `credentials` (`none`/`password`/`custom`), `properties`, `reconnect`, `parse_error` (when the parameters could not be read) |
+//! | `response` | `code`, `code_name`, `len`, `session_id`, `fault` (the fault that made it, if one did) |
+//! | `message` | `dir` (`in`/`out`), `type`, `type_code`, `service`, `service_name`, `cid`, `len`, `text` (true for a text frame) |
+//! | `session` | the protocol server's event: `session_id` and `kind` (`connected`, `rejected`, `reconnected`, `system_ping_answered`, `session_closed`, …) with its fields (see `diffusion_proto::ServerEventKind`) |
+//! | `fault` | `fault` (`dropped`, `stalled`, `silent`) and its fields: `how` (`fin`/`rst`), `after_messages` |
+//! | `close` | `by` (`client`/`server`), `reason`, `close_code` (of a WebSocket close frame) |
+//! | `error` | `message` |
 
 use std::time::Duration;
 
-use diffusion_proto::message::type_code;
-use diffusion_proto::response::ResponseFields;
-use diffusion_proto::server::{ServerCloseReason, ServerEvent};
-use diffusion_proto::{
-    ConnectionParams, Credentials, Message, ParameterCarrier, ResponseCode, ServiceId, SessionId,
-};
-use serde_json::{json, Map, Value};
+use diffusion_proto::{type_code, Message, ResponseCode, ResponseFields, ServerEvent, ServiceId, SessionId};
+use serde::{Serialize, Serializer};
 
-/// What replaces a secret in the log.
-pub const REDACTED: &str = "<redacted>";
-
-/// The connection parameter names (SPEC §2.3, plus the legacy `svn`, `m` and `t`): only
-/// headers with these names are logged as parameters.
-const PARAMETER_NAMES: [&str; 13] = [
-    "v", "ty", "ca", "r", "username", "password", "sp", "c", "cs", "ss", "svn", "m", "t",
-];
-
-/// Parameters whose values are secrets: the credentials and the session token.
-const SECRET_PARAMETERS: [&str; 2] = ["password", "c"];
+use crate::options::DropKind;
+use crate::upgrade::UpgradeLog;
 
 /// One thing the server saw or did.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LogEntry {
+    /// What happened.
+    #[serde(flatten)]
+    pub kind: LogKind,
     /// Time since the server started.
+    #[serde(rename = "t_ms", serialize_with = "ms")]
     pub at: Duration,
     /// The connection (numbered 1, 2, 3, … in accept order), when it concerns one.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub conn: Option<u64>,
-    /// What happened.
-    pub kind: LogKind,
 }
 
 /// Which way a message went.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Direction {
     /// From the client.
     In,
@@ -44,7 +50,8 @@ pub enum Direction {
 }
 
 /// Which side ended a connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Side {
     /// The client closed, reset or stopped the connection.
     Client,
@@ -52,8 +59,30 @@ pub enum Side {
     Server,
 }
 
+/// What a [`crate::Fault`] did to a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "fault", rename_all = "snake_case")]
+pub enum FaultAction {
+    /// The connection was dropped ([`crate::Fault::DropAfter`]); nothing more was sent.
+    Dropped {
+        /// FIN or RST.
+        how: DropKind,
+        /// Client messages the connection had carried.
+        after_messages: u32,
+    },
+    /// The connection went silent ([`crate::Fault::Stall`]).
+    Stalled {
+        /// Client messages it had carried.
+        after_messages: u32,
+    },
+    /// No connection response was sent at all ([`crate::Fault::NoResponse`]).
+    Silent,
+}
+
 /// The kinds of [`LogEntry`].
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum LogKind {
     /// The server is listening.
     Listening {
@@ -68,42 +97,54 @@ pub enum LogKind {
     Response {
         /// Byte 2, the response code (whatever a fault made of it; 0 when shorter).
         code: u8,
+        /// The code's name, when it is a known code.
+        code_name: Option<&'static str>,
         /// Its length in bytes.
         len: usize,
         /// The session id in bytes 3..19, when the frame holds one.
         session_id: Option<SessionId>,
         /// The fault that made or replaced it (`reject-all`, `reconnect-answer`, a
         /// [`crate::Malformed`] name), `None` for the protocol server's own answer.
+        #[serde(skip_serializing_if = "Option::is_none")]
         fault: Option<String>,
     },
     /// A message received from or sent to the client, decoded.
     Message {
         /// Which way.
         dir: Direction,
+        /// The type's name (`UNKNOWN` for a type code that is none); `None` for an empty frame.
+        #[serde(rename = "type")]
+        type_name: Option<&'static str>,
         /// The type code (low 6 bits of the type byte); `None` for an empty frame.
         type_code: Option<u8>,
         /// The service of a SERVICE_REQUEST.
         service: Option<i32>,
+        /// The service's name, when it is one of the session's.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        service_name: Option<&'static str>,
         /// The conversation id of a request, response or error.
         cid: Option<i64>,
         /// The frame length.
         len: usize,
         /// True for a text frame.
+        #[serde(skip_serializing_if = "is_false")]
         text: bool,
     },
     /// An event of the protocol server (session opened, resumed, closed, ping answered, …).
+    #[serde(rename = "session")]
     Server(ServerEvent),
-    /// A fault acted on a connection: `dropped`, `stalled`, `silent`.
-    Fault {
-        /// What the fault did.
-        action: String,
-    },
+    /// A fault acted on a connection.
+    Fault(FaultAction),
     /// A connection ended.
+    #[serde(rename = "close")]
     Closed {
         /// Who ended it.
         by: Side,
-        /// How, e.g. "end of stream", "WebSocket close 1000", "reset".
+        /// How, e.g. "end of stream", "WebSocket close", "reset".
         reason: String,
+        /// The code of the client's WebSocket close frame, if it sent one.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        close_code: Option<u16>,
     },
     /// Something failed (TLS or WebSocket handshake, I/O).
     Error {
@@ -112,163 +153,13 @@ pub enum LogKind {
     },
 }
 
-/// A WebSocket upgrade request as the server saw it, secrets redacted.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UpgradeLog {
-    /// The request path, e.g. `/diffusion`.
-    pub path: String,
-    /// The query string with `password` and `c` values replaced by `<redacted>`.
-    pub query: Option<String>,
-    /// Every connection parameter seen, from the query (raw, still percent-encoded) and then
-    /// from headers with parameter names, in arrival order; `password` and `c` redacted.
-    pub params: Vec<(String, String)>,
-    /// The names of all request headers, lower-case.
-    pub header_names: Vec<String>,
-    /// Where `v` was found.
-    pub carrier: Option<ParameterCarrier>,
-    /// `v` as a number, supported or not.
-    pub version: Option<u32>,
-    /// `ty`.
-    pub client_type: Option<String>,
-    /// The principal, `None` when anonymous (or when the parameters could not be read).
-    pub principal: Option<String>,
-    /// The kind of credentials: `none`, `password` or `custom`.
-    pub credentials: Option<&'static str>,
-    /// The proposed session properties, decoded.
-    pub properties: Vec<(String, String)>,
-    /// True when the request carries `c`: a reconnection.
-    pub reconnect: bool,
-    /// Why the parameters could not be read, if they could not.
-    pub parse_error: Option<String>,
-}
-
-impl UpgradeLog {
-    /// Reads what a request carries, the same way the protocol server does
-    /// ([`ConnectionParams::parse`]), for the log.
-    pub fn new(path: &str, query: Option<&str>, headers: &[(String, Vec<u8>)]) -> Self {
-        let param_headers: Vec<(&str, &[u8])> = headers
-            .iter()
-            .filter(|(n, _)| is_parameter(n))
-            .map(|(n, v)| (n.as_str(), v.as_slice()))
-            .collect();
-        let query_pairs: Vec<(&str, &str)> = query
-            .unwrap_or_default()
-            .split('&')
-            .filter(|p| !p.is_empty())
-            .map(|p| p.split_once('=').unwrap_or((p, "")))
-            .collect();
-        let mut params: Vec<(String, String)> = query_pairs
-            .iter()
-            .map(|(n, v)| ((*n).to_owned(), redact(n, v)))
-            .collect();
-        params.extend(
-            param_headers
-                .iter()
-                .map(|(n, v)| (n.to_ascii_lowercase(), redact(n, &String::from_utf8_lossy(v)))),
-        );
-        let in_query = |name: &str| query_pairs.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
-        let in_headers = |name: &str| param_headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
-        let carrier = if in_query("v") {
-            Some(ParameterCarrier::Query)
-        } else if in_headers("v") {
-            Some(ParameterCarrier::Headers)
-        } else {
-            None
-        };
-        let first = |name: &str| {
-            params
-                .iter()
-                .find(|(n, _)| n.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v.clone())
-        };
-        let version = first("v").and_then(|v| v.trim().parse().ok());
-        let client_type = first("ty");
-        let reconnect = in_query("c") || in_headers("c");
-        let mut log = UpgradeLog {
-            path: path.to_owned(),
-            query: query.map(|_| {
-                query_pairs
-                    .iter()
-                    .map(|(n, v)| format!("{n}={}", redact(n, v)))
-                    .collect::<Vec<_>>()
-                    .join("&")
-            }),
-            params,
-            header_names: headers.iter().map(|(n, _)| n.to_ascii_lowercase()).collect(),
-            carrier,
-            version,
-            client_type,
-            principal: None,
-            credentials: None,
-            properties: Vec::new(),
-            reconnect,
-            parse_error: None,
-        };
-        match ConnectionParams::parse(query, param_headers) {
-            Ok(p) => {
-                log.principal = p.principal;
-                log.credentials = Some(match p.credentials {
-                    Credentials::None => "none",
-                    Credentials::Password(_) => "password",
-                    Credentials::Custom(_) => "custom",
-                });
-                log.properties = p
-                    .properties
-                    .iter()
-                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                    .collect();
-            }
-            // The error's text may quote a malformed value, which could be the password.
-            Err(e) => log.parse_error = Some(describe_param_error(&e)),
-        }
-        log
-    }
-
-    /// The value of parameter `name` as logged (redacted for `password` and `c`).
-    pub fn param(&self, name: &str) -> Option<&str> {
-        self.params
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// The version byte a connection response to this request should carry: the requested
-    /// version when it fits a byte, else 25.
-    pub fn version_byte(&self) -> u8 {
-        self.version.and_then(|v| u8::try_from(v).ok()).unwrap_or(25)
-    }
-}
-
-fn is_parameter(name: &str) -> bool {
-    PARAMETER_NAMES.iter().any(|p| p.eq_ignore_ascii_case(name))
-}
-
-fn redact(name: &str, value: &str) -> String {
-    if SECRET_PARAMETERS.iter().any(|s| s.eq_ignore_ascii_case(name)) {
-        REDACTED.to_owned()
-    } else {
-        value.to_owned()
-    }
-}
-
-fn describe_param_error(e: &diffusion_proto::ParamError) -> String {
-    use diffusion_proto::ParamError;
-    match e {
-        ParamError::Missing(name) => format!("connection parameter {name:?} is missing"),
-        ParamError::NotANumber { name, .. } => format!("connection parameter {name:?} is not a number"),
-        ParamError::UnsupportedVersion(v) => format!("unsupported protocol version {v}"),
-        ParamError::NotUtf8(_) => "a connection parameter is not valid UTF-8 or percent-encoding".to_owned(),
-        ParamError::BadToken => "session token parameter 'c' is not 24 bytes".to_owned(),
-        ParamError::Credentials(_) => "the password parameter cannot be decoded".to_owned(),
-        ParamError::Properties(e) => format!("session properties: {e}"),
-    }
-}
-
 impl LogKind {
     /// A connection response entry for `frame`.
     pub(crate) fn response(frame: &[u8], fault: Option<String>) -> Self {
+        let code = frame.get(2).copied().unwrap_or(0);
         LogKind::Response {
-            code: frame.get(2).copied().unwrap_or(0),
+            code,
+            code_name: ResponseCode::from_u8(code).map(ResponseCode::name),
             len: frame.len(),
             session_id: ResponseFields::read(frame).session_id,
             fault,
@@ -278,14 +169,17 @@ impl LogKind {
     /// A message entry for `frame`, decoded as far as it goes.
     pub(crate) fn message(dir: Direction, frame: &bytes::Bytes, text: bool) -> Self {
         let (service, cid) = match Message::decode(frame) {
-            Ok(Message::ServiceRequest { service, cid, .. }) => (Some(service.0), Some(cid)),
+            Ok(Message::ServiceRequest { service, cid, .. }) => (Some(service), Some(cid)),
             Ok(Message::ServiceResponse { cid, .. } | Message::ServiceError { cid, .. }) => (None, Some(cid)),
             _ => (None, None),
         };
+        let type_code = frame.first().map(|b| b & 0x3f);
         LogKind::Message {
             dir,
-            type_code: frame.first().map(|b| b & 0x3f),
-            service,
+            type_name: type_code.map(|c| type_code::name(c).unwrap_or("UNKNOWN")),
+            type_code,
+            service: service.map(|s| s.0),
+            service_name: service.and_then(ServiceId::name),
             cid,
             len: frame.len(),
             text,
@@ -317,373 +211,21 @@ impl LogEntry {
         }
     }
 
-    /// The entry as one JSON object: `event`, `t_ms`, `conn`, and the entry's fields.
-    pub fn to_json(&self) -> Value {
-        let mut m = Map::new();
-        let mut put = |k: &str, v: Value| {
-            m.insert(k.to_owned(), v);
-        };
-        put("event", Value::from(self.event_name()));
-        put("t_ms", json!(self.at.as_secs_f64() * 1000.0));
-        if let Some(conn) = self.conn {
-            put("conn", json!(conn));
-        }
-        match &self.kind {
-            LogKind::Listening { port, url } => {
-                put("port", json!(port));
-                put("url", json!(url));
-            }
-            LogKind::Upgrade(u) => {
-                put("path", json!(u.path));
-                put("query", json!(u.query));
-                put("params", pairs(&u.params));
-                put("header_names", json!(u.header_names));
-                put("carrier", json!(u.carrier.map(carrier_name)));
-                put("version", json!(u.version));
-                put("client_type", json!(u.client_type));
-                put("principal", json!(u.principal));
-                put("credentials", json!(u.credentials));
-                put("properties", pairs(&u.properties));
-                put("reconnect", json!(u.reconnect));
-                if let Some(e) = &u.parse_error {
-                    put("parse_error", json!(e));
-                }
-            }
-            LogKind::Response {
-                code,
-                len,
-                session_id,
-                fault,
-            } => {
-                put("code", json!(code));
-                put("code_name", json!(ResponseCode::from_u8(*code).map(|c| c.name())));
-                put("len", json!(len));
-                put("session_id", json!(session_id.map(|s| s.to_string())));
-                if let Some(f) = fault {
-                    put("fault", json!(f));
-                }
-            }
-            LogKind::Message {
-                dir,
-                type_code,
-                service,
-                cid,
-                len,
-                text,
-            } => {
-                put("dir", json!(if *dir == Direction::In { "in" } else { "out" }));
-                put("type", json!(type_code.map(type_name)));
-                put("type_code", json!(type_code));
-                put("service", json!(service));
-                if let Some(name) = service.and_then(|s| ServiceId(s).name()) {
-                    put("service_name", json!(name));
-                }
-                put("cid", json!(cid));
-                put("len", json!(len));
-                if *text {
-                    put("text", json!(true));
-                }
-            }
-            LogKind::Server(e) => server_event_json(e, &mut put),
-            LogKind::Fault { action } => put("action", json!(action)),
-            LogKind::Closed { by, reason } => {
-                put("by", json!(if *by == Side::Client { "client" } else { "server" }));
-                put("reason", json!(reason));
-            }
-            LogKind::Error { message } => put("message", json!(message)),
-        }
-        Value::Object(m)
-    }
-
-    fn event_name(&self) -> &'static str {
-        match &self.kind {
-            LogKind::Listening { .. } => "listening",
-            LogKind::Upgrade(_) => "upgrade",
-            LogKind::Response { .. } => "response",
-            LogKind::Message { .. } => "message",
-            LogKind::Server(ServerEvent::SystemPingAnswered { .. }) => "system_ping_answered",
-            LogKind::Server(_) => "session",
-            LogKind::Fault { .. } => "fault",
-            LogKind::Closed { .. } => "close",
-            LogKind::Error { .. } => "error",
-        }
+    /// The entry as one line of JSON (see the schema above).
+    pub fn to_json(&self) -> String {
+        // Serializing these types cannot fail: every map key is a string.
+        serde_json::to_string(self).unwrap_or_else(|e| format!(r#"{{"event":"error","message":"{e}"}}"#))
     }
 }
 
-fn pairs(p: &[(String, String)]) -> Value {
-    Value::Object(
-        p.iter()
-            .map(|(k, v)| (k.clone(), Value::from(v.as_str())))
-            .collect(),
-    )
+fn ms<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64() * 1000.0)
 }
 
-fn carrier_name(c: ParameterCarrier) -> &'static str {
-    match c {
-        ParameterCarrier::Query => "query",
-        ParameterCarrier::Headers => "headers",
-    }
+pub(crate) fn pairs<S: Serializer>(p: &[(String, String)], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_map(p.iter().map(|(k, v)| (k, v)))
 }
 
-/// The SPEC §4.2 name of a message type code.
-pub fn type_name(code: u8) -> &'static str {
-    match code {
-        type_code::SERVICE_REQUEST => "SERVICE_REQUEST",
-        type_code::TOPIC_VALUE => "TOPIC_VALUE",
-        type_code::TOPIC_DELTA => "TOPIC_DELTA",
-        type_code::SERVICE_RESPONSE => "SERVICE_RESPONSE",
-        type_code::SERVICE_ERROR => "SERVICE_ERROR",
-        type_code::ABORT => "ABORT",
-        type_code::CLOSE_REQUEST => "CLOSE_REQUEST",
-        _ => "UNKNOWN",
-    }
-}
-
-/// Whole milliseconds (a reconnection timeout).
-fn ms(d: Duration) -> Value {
-    json!(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
-/// Whole microseconds (a round trip), as the peer scripts report theirs.
-fn us(d: Duration) -> Value {
-    json!(u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
-}
-
-fn server_event_json(e: &ServerEvent, put: &mut impl FnMut(&str, Value)) {
-    let id = |s: &SessionId| json!(s.to_string());
-    match e {
-        ServerEvent::Connected {
-            session_id,
-            principal,
-            properties,
-            version,
-            carrier,
-            client_type,
-            capabilities,
-            reconnect_timeout,
-            ..
-        } => {
-            put("kind", json!("connected"));
-            put("session_id", id(session_id));
-            put("principal", json!(principal));
-            put(
-                "properties",
-                Value::Object(
-                    properties
-                        .iter()
-                        .map(|(k, v)| (k.to_owned(), Value::from(v)))
-                        .collect(),
-                ),
-            );
-            put("version", json!(version.number()));
-            put("carrier", json!(carrier_name(*carrier)));
-            put("client_type", json!(client_type));
-            put("capabilities", json!(capabilities));
-            put("reconnect_timeout_ms", ms(*reconnect_timeout));
-        }
-        ServerEvent::Rejected { code, reason, .. } => {
-            put("kind", json!("rejected"));
-            put("code", json!(code.code()));
-            put("reason", json!(reason));
-        }
-        ServerEvent::Reconnected {
-            session_id,
-            code,
-            resent,
-            replaced,
-            ..
-        } => {
-            put("kind", json!("reconnected"));
-            put("session_id", id(session_id));
-            put("code", json!(code.code()));
-            put("resent", json!(resent));
-            put("replaced_conn", json!(replaced.map(|c| c.0)));
-        }
-        ServerEvent::MessageReceived { session_id, .. } => {
-            put("kind", json!("message_received"));
-            put("session_id", id(session_id));
-        }
-        ServerEvent::ServiceRequest {
-            session_id,
-            service,
-            cid,
-            ..
-        } => {
-            put("kind", json!("service_request"));
-            put("session_id", id(session_id));
-            put("service", json!(service.0));
-            put("cid", json!(cid));
-        }
-        ServerEvent::UnknownService {
-            session_id,
-            service,
-            cid,
-            ..
-        } => {
-            put("kind", json!("unknown_service"));
-            put("session_id", id(session_id));
-            put("service", json!(service.0));
-            put("cid", json!(cid));
-        }
-        ServerEvent::SystemPingAnswered {
-            session_id, cid, rtt, ..
-        } => {
-            put("session_id", id(session_id));
-            put("cid", json!(cid));
-            put("rtt_us", us(*rtt));
-        }
-        ServerEvent::ResponseReceived {
-            session_id,
-            cid,
-            service,
-            rtt,
-            response,
-            ..
-        } => {
-            put("kind", json!("response_received"));
-            put("session_id", id(session_id));
-            put("cid", json!(cid));
-            put("service", json!(service.0));
-            put("rtt_us", us(*rtt));
-            put("error", json!(matches!(response, Message::ServiceError { .. })));
-        }
-        ServerEvent::PrincipalChanged {
-            session_id,
-            principal,
-            ..
-        } => {
-            put("kind", json!("principal_changed"));
-            put("session_id", id(session_id));
-            put("principal", json!(principal));
-        }
-        ServerEvent::CloseRequested { session_id, .. } => {
-            put("kind", json!("close_requested"));
-            put("session_id", id(session_id));
-        }
-        ServerEvent::Detached {
-            session_id, expires, ..
-        } => {
-            put("kind", json!("detached"));
-            put("session_id", id(session_id));
-            put("kept", json!(expires.is_some()));
-        }
-        ServerEvent::ProtocolError {
-            session_id, error, ..
-        } => {
-            put("kind", json!("protocol_error"));
-            put("session_id", id(session_id));
-            put("error", json!(error));
-        }
-        ServerEvent::SessionClosed {
-            session_id,
-            conn,
-            reason,
-        } => {
-            put("kind", json!("session_closed"));
-            put("session_id", id(session_id));
-            put("session_conn", json!(conn.map(|c| c.0)));
-            put("reason", json!(reason.to_string()));
-            put("reason_kind", json!(close_reason_kind(reason)));
-        }
-    }
-}
-
-fn close_reason_kind(r: &ServerCloseReason) -> &'static str {
-    match r {
-        ServerCloseReason::ClientRequested => "client_requested",
-        ServerCloseReason::ClientUnresponsive => "client_unresponsive",
-        ServerCloseReason::MessageTooLarge { .. } => "message_too_large",
-        ServerCloseReason::ProtocolError(_) => "protocol_error",
-        ServerCloseReason::ConnectionLost => "connection_lost",
-        ServerCloseReason::ReconnectTimeout => "reconnect_timeout",
-        ServerCloseReason::ReconnectionFailed => "reconnection_failed",
-        ServerCloseReason::Aborted => "aborted",
-        ServerCloseReason::Forgotten => "forgotten",
-    }
-}
-
-/// Counters since the server started.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Stats {
-    /// TCP connections accepted.
-    pub connections: u64,
-    /// WebSocket upgrades completed.
-    pub upgrades: u64,
-    /// Sessions opened (response 100).
-    pub sessions_opened: u64,
-    /// Sessions resumed (105, 106).
-    pub reconnections: u64,
-    /// Connection responses that refused (3 bytes, by the protocol server or a fault).
-    pub rejections: u64,
-    /// Client messages received (frames after the connection response); what a stalled
-    /// connection reads and discards is not counted.
-    pub messages_received: u64,
-    /// Messages sent after connection responses.
-    pub messages_sent: u64,
-    /// SYSTEM_PINGs sent.
-    pub system_pings_sent: u64,
-    /// SYSTEM_PINGs the client answered.
-    pub system_pings_answered: u64,
-    /// USER_PINGs from the client that were answered.
-    pub user_pings_answered: u64,
-    /// CLOSE_REQUESTs received.
-    pub close_requests: u64,
-    /// ABORTs sent.
-    pub aborts_sent: u64,
-    /// Connections dropped by [`crate::Fault::DropAfter`].
-    pub dropped_connections: u64,
-    /// Connections stalled by [`crate::Fault::Stall`] or [`crate::Fault::NoResponse`].
-    pub stalled_connections: u64,
-    /// Connection responses replaced by [`crate::Fault::MalformedResponse`].
-    pub malformed_responses: u64,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn upgrade_log_redacts_secrets_and_reads_both_carriers() {
-        let query = "ty=WB&v=29&ca=10&r=60000&c=ABCDEFGHIJKLMNOPQRSTUVWX&cs=1&ss=3&username=bob&password=AQZzZWNyZXQ%3D";
-        let log = UpgradeLog::new("/diffusion", Some(query), &[("user-agent".into(), b"x".to_vec())]);
-        let shown = format!(
-            "{log:?} {}",
-            LogEntry {
-                at: Duration::ZERO,
-                conn: Some(1),
-                kind: LogKind::Upgrade(log.clone())
-            }
-            .to_json()
-        );
-        for secret in ["AQZzZWNyZXQ", "ABCDEFGH"] {
-            assert!(!shown.contains(secret), "{secret} in {shown}");
-        }
-        assert_eq!(log.carrier, Some(ParameterCarrier::Query));
-        assert_eq!(log.version, Some(29));
-        assert_eq!(log.principal.as_deref(), Some("bob"));
-        assert_eq!(log.credentials, Some("password"));
-        assert!(log.reconnect);
-        assert_eq!(log.param("password"), Some(REDACTED));
-
-        let headers = vec![
-            ("v".to_owned(), b"25".to_vec()),
-            ("username".to_owned(), b"".to_vec()),
-            ("password".to_owned(), b"".to_vec()),
-            ("sp".to_owned(), br#""Foo","bar""#.to_vec()),
-            ("accept".to_owned(), b"*/*".to_vec()),
-        ];
-        let log = UpgradeLog::new("/diffusion", None, &headers);
-        assert_eq!(log.carrier, Some(ParameterCarrier::Headers));
-        assert_eq!(log.principal, None);
-        assert_eq!(log.properties, [("Foo".to_owned(), "bar".to_owned())]);
-        assert_eq!(log.params.len(), 4);
-        assert_eq!(log.header_names.len(), 5);
-    }
-
-    #[test]
-    fn unreadable_parameters_do_not_leak_into_the_error() {
-        let log = UpgradeLog::new("/diffusion", Some("v=25&password=%ZZsecret"), &[]);
-        let error = log.parse_error.clone().unwrap();
-        assert!(!error.contains("secret"), "{error}");
-    }
+fn is_false(b: &bool) -> bool {
+    !*b
 }

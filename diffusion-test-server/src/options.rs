@@ -115,7 +115,8 @@ impl Fault {
 }
 
 /// How a dropped TCP connection ends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum DropKind {
     /// An orderly shutdown: the client reads end-of-stream.
     #[default]

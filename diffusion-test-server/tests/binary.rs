@@ -181,7 +181,9 @@ async fn program_logs_json_lines_and_stops_on_sigterm() {
             break;
         }
     }
-    program.until(|v| v["event"] == "system_ping_answered").await;
+    program
+        .until(|v| v["event"] == "session" && v["kind"] == "system_ping_answered")
+        .await;
 
     let seen = program.terminate().await;
     let text: String = seen.iter().map(Value::to_string).collect();

@@ -216,11 +216,11 @@ async fn session_run(args: &Args, report: &Report, session: Session, url: &str) 
                "properties": args.properties.iter().map(|(k, v)| (k.clone(), Value::from(v.clone()))).collect::<serde_json::Map<_, _>>(), "pings": args.pings}),
         || format!("connecting to {url}"),
     );
-    let mut changes = Box::pin(session.state_changes());
+    let mut changes = session.state_changes();
     let started = Instant::now();
     let connected = session.connect().await;
     let connect_us = started.elapsed().as_micros() as u64;
-    while let Some(Some(change)) = futures_util::FutureExt::now_or_never(changes.next()) {
+    while let Some(Some(Ok(change))) = futures_util::FutureExt::now_or_never(changes.next()) {
         print_change(report, &change);
     }
     if let Err(e) = connected {
@@ -285,7 +285,7 @@ async fn session_run(args: &Args, report: &Report, session: Session, url: &str) 
     }
 
     session.close().await;
-    while let Some(Some(change)) = futures_util::FutureExt::now_or_never(changes.next()) {
+    while let Some(Some(Ok(change))) = futures_util::FutureExt::now_or_never(changes.next()) {
         print_change(report, &change);
     }
     let state = session.state();

@@ -23,14 +23,16 @@
 mod transport;
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::time::Instant;
 
 use tokio_tungstenite::tungstenite::{self, handshake::client::Request, protocol::WebSocketConfig};
 
 pub use diffusion_client::{
-    Backoff, CloseReason, ClosedBy, Credentials, Error, ErrorReason, FixedDelay, Handler, PingDetails,
-    ProtocolVersion, ReconnectAction, ReconnectConfig, ReconnectStrategy, Reply, RequestError, ResponseCode,
-    ServiceId, SessionData, SessionError, SessionId, SessionProperties, SessionState, StateChange,
+    Backoff, CloseReason, ClosedBy, Credentials, Error, ErrorReason, FixedDelay, Handler, Lagged,
+    PingDetails, ProtocolVersion, ReconnectAction, ReconnectConfig, ReconnectStrategy, Reply, RequestError,
+    ResponseCode, ServiceId, SessionData, SessionError, SessionId, SessionProperties, SessionState,
+    StateChange, StateChanges, TransportError, UrlError,
 };
 
 /// The rustls this crate is built with (feature `rustls`), for `tls_config`: naming it
@@ -56,8 +58,17 @@ impl diffusion_client::Runtime for Tokio {
 
     type Stream = transport::Stream;
 
-    fn connect_tcp(address: String) -> impl Future<Output = std::io::Result<transport::Stream>> + Send {
-        transport::connect_tcp(address)
+    const TLS: bool = cfg!(feature = "rustls");
+    const TLS_FEATURE: &'static str = "diffusion-tokio/rustls";
+
+    fn resolve(host: String, port: u16) -> impl Future<Output = std::io::Result<Vec<SocketAddr>>> + Send {
+        transport::resolve(host, port)
+    }
+
+    fn connect_tcp(
+        addresses: Vec<SocketAddr>,
+    ) -> impl Future<Output = std::io::Result<transport::Stream>> + Send {
+        transport::connect_tcp(addresses)
     }
 
     #[cfg(feature = "rustls")]

@@ -1,6 +1,8 @@
 //! The tokio side of opening a WebSocket: a TCP connection, TLS through tokio-rustls,
 //! and the upgrade through tokio-tungstenite. The flow itself is `diffusion-client`'s.
 
+use std::net::SocketAddr;
+
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::handshake::client::Request;
@@ -17,8 +19,12 @@ pub type Stream = Box<dyn Io>;
 /// The WebSocket the driver owns.
 pub type Ws = WebSocketStream<Stream>;
 
-pub(crate) async fn connect_tcp(address: String) -> std::io::Result<Stream> {
-    let tcp = TcpStream::connect(&address).await?;
+pub(crate) async fn resolve(host: String, port: u16) -> std::io::Result<Vec<SocketAddr>> {
+    Ok(tokio::net::lookup_host((host.as_str(), port)).await?.collect())
+}
+
+pub(crate) async fn connect_tcp(addresses: Vec<SocketAddr>) -> std::io::Result<Stream> {
+    let tcp = TcpStream::connect(addresses.as_slice()).await?;
     tcp.set_nodelay(true)?;
     Ok(Box::new(tcp))
 }

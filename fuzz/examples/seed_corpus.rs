@@ -8,11 +8,13 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use diffusion_fuzz::{encode_session_input, read_session_input, MessageOp, Op, ResponseOp, SessionSetup};
-use diffusion_proto::server::{
-    ConnectionId, CounterEntropy, Server, ServerConfig, ServerOutput, UpgradeRequest, UserTable,
+use arbitrary::Arbitrary;
+
+use diffusion_proto::testing::{ClientScript, MessageOp, ResponseOp, SessionSetup, Step};
+use diffusion_proto::{
+    ConnectionId, ConnectionResponse, CounterEntropy, Server, ServerConfig, ServerOutput, UpgradeRequest,
+    UserTable,
 };
-use diffusion_proto::ConnectionResponse;
 use serde_json::Value;
 
 type Seeds = BTreeMap<String, Vec<u8>>;
@@ -69,6 +71,26 @@ fn main() {
     write(&fuzz, "round_trip", &round_trip);
     write(&fuzz, "upgrade_params", &upgrades);
     write(&fuzz, "client_session", &sessions);
+    regressions(&fuzz);
+}
+
+/// The crash regressions of targets whose input is structured, rewritten in the current
+/// input format (those of raw-byte targets never change).
+fn regressions(fuzz: &Path) {
+    // A token that is not text was accepted, and the reconnection could not send it back.
+    let token = Step::Response(ResponseOp {
+        code: 0,
+        version: 0,
+        token: 2,
+        ping: 1,
+        last_field: 10_000_000,
+        length: 2,
+        raw_token: [0xc3; 24],
+    });
+    let steps = [token, Step::TransportClosed, Step::AdvanceToDeadline];
+    let path = fuzz.join("regressions/client_session/non-ascii-token-cannot-be-sent-back");
+    std::fs::write(&path, encode_script(&setup(1), &steps))
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
 }
 
 fn write(fuzz: &Path, target: &str, seeds: &Seeds) {
@@ -275,6 +297,27 @@ fn upgrade_seeds(requests: &Value, flows: &Value) -> Seeds {
         br#"/diffusion?v=29&sp=%7B%22a%22%3A%22%5Cu00e9%5Cud83d%5Cude00%22%7D"#.to_vec(),
     );
     seeds
+        .into_iter()
+        .map(|(name, text)| (name, http(&String::from_utf8_lossy(&text))))
+        .collect()
+}
+
+/// Requests in the short form used above (requests separated by an empty line; in each, the
+/// target, then `name: value` header lines) as the HTTP/1.1 upgrade requests the
+/// `upgrade_params` target reads.
+fn http(text: &str) -> Vec<u8> {
+    let mut out = String::new();
+    for request in text.split("\n\n") {
+        let mut lines = request.lines();
+        let target = lines.next().unwrap_or("/");
+        out.push_str(&format!("GET {target} HTTP/1.1\r\nHost: h\r\n"));
+        for header in lines {
+            out.push_str(header);
+            out.push_str("\r\n");
+        }
+        out.push_str("\r\n");
+    }
+    out.into_bytes()
 }
 
 /// The token the `upgrade_params` target's server gives the first session.
@@ -332,13 +375,13 @@ fn setup(flags: u8) -> SessionSetup {
     }
 }
 
-fn response(code: u8, ping: u8, last_field: u32) -> Op {
+fn response(code: u8, ping: u8, last_field: u32) -> Step {
     const CODES: [u8; 10] = [100, 105, 106, 116, 117, 118, 102, 119, 107, 111];
     let (code, last_field) = match CODES.iter().position(|c| *c == code) {
         Some(i) => (i as u8, last_field),
         None => (11, u32::from(code)),
     };
-    Op::Response(ResponseOp {
+    Step::Response(ResponseOp {
         code,
         version: 0,
         token: 0,
@@ -349,8 +392,8 @@ fn response(code: u8, ping: u8, last_field: u32) -> Op {
     })
 }
 
-fn msg(kind: u8, select: u8, cid: i64, size: u16) -> Op {
-    Op::Message(MessageOp {
+fn msg(kind: u8, select: u8, cid: i64, size: u16) -> Step {
+    Step::Message(MessageOp {
         kind,
         select,
         cid,
@@ -386,7 +429,7 @@ fn session_seeds(flows: &Value) -> Seeds {
                 if let Some(prev) = last_t {
                     let ms = ((t - prev) * 1000.0).round();
                     if ms >= 1.0 {
-                        ops.push(Op::Advance(ms.min(65_535.0) as u16));
+                        ops.push(Step::Advance(ms.min(65_535.0) as u16));
                     }
                 }
                 last_t = Some(t);
@@ -396,7 +439,7 @@ fn session_seeds(flows: &Value) -> Seeds {
             match (kind, bytes) {
                 ("upgrade", _) => {
                     if !first_conn {
-                        ops.push(Op::AdvanceToDeadline);
+                        ops.push(Step::AdvanceToDeadline);
                     }
                     first_conn = false;
                 }
@@ -413,60 +456,60 @@ fn session_seeds(flows: &Value) -> Seeds {
                         _ => 1,
                     };
                     let mut op = response(b[2], ping, last);
-                    if let Op::Response(r) = &mut op {
+                    if let Step::Response(r) = &mut op {
                         if b[1] != if v29 { 29 } else { 25 } {
                             r.version = if b[1] == 25 || b[1] == 29 { 6 } else { 7 };
                         }
                     }
                     ops.push(op);
                 }
-                ("server sends", Some(b)) => ops.push(Op::RawFrame(b)),
-                ("client sends", Some(b)) if b.starts_with(&[0x00, 0x38]) => ops.push(Op::Ping),
-                ("client sends", Some(b)) if b == [0x1d] => ops.push(Op::Close),
+                ("server sends", Some(b)) => ops.push(Step::RawFrame(b)),
+                ("client sends", Some(b)) if b.starts_with(&[0x00, 0x38]) => ops.push(Step::Ping),
+                ("client sends", Some(b)) if b == [0x1d] => ops.push(Step::Close),
                 (k, _) if k.contains("drops TCP") || k.contains("websocket closed") => {
-                    ops.push(Op::TransportClosed)
+                    ops.push(Step::TransportClosed)
                 }
                 _ => {}
             }
         }
-        seeds.insert(format!("flow-{name}"), encode_session_input(&setup(flags), &ops));
+        seeds.insert(format!("flow-{name}"), encode_script(&setup(flags), &ops));
     }
 
-    let mut hand = |name: &str, setup: SessionSetup, ops: Vec<Op>| {
-        let bytes = encode_session_input(&setup, &ops);
-        assert_eq!(
-            read_session_input(&bytes),
-            (setup, ops.clone()),
-            "{name} does not read back"
-        );
-        seeds.insert(format!("hand-{name}"), bytes);
+    let mut hand = |name: &str, setup: SessionSetup, steps: Vec<Step>| {
+        seeds.insert(format!("hand-{name}"), encode_script(&setup, &steps));
     };
     let ok = || response(100, 1, 10_000_000);
     hand(
         "ping-answered",
         setup(1),
-        vec![ok(), Op::Ping, msg(3, 0, 0, 0), Op::Close, msg(8, 0, 0, 0)],
+        vec![ok(), Step::Ping, msg(3, 0, 0, 0), Step::Close, msg(8, 0, 0, 0)],
     );
     hand(
         "service-error",
         setup(1),
-        vec![ok(), Op::Invoke { service: 1, size: 8 }, msg(4, 0, 0, 0)],
+        vec![ok(), Step::Invoke { service: 1, size: 8 }, msg(4, 0, 0, 0)],
     );
     hand(
         "request-timeout",
         setup(1 | 8),
-        vec![ok(), Op::Ping, Op::Advance(701), Op::Ping, Op::AdvanceToDeadline],
+        vec![
+            ok(),
+            Step::Ping,
+            Step::Advance(701),
+            Step::Ping,
+            Step::AdvanceToDeadline,
+        ],
     );
     hand(
         "oversize-out",
         setup(1),
         vec![
             response(100, 1, 64),
-            Op::Invoke {
+            Step::Invoke {
                 service: 1,
                 size: 129,
             },
-            Op::Ping,
+            Step::Ping,
         ],
     );
     hand(
@@ -486,13 +529,13 @@ fn session_seeds(flows: &Value) -> Seeds {
         vec![
             ok(),
             msg(2, 0, 3, 4),
-            Op::Respond {
+            Step::Respond {
                 index: 0,
                 error: 0,
                 size: 2,
             },
             msg(2, 0, 4, 0),
-            Op::Respond {
+            Step::Respond {
                 index: 1,
                 error: 1,
                 size: 0,
@@ -509,10 +552,10 @@ fn session_seeds(flows: &Value) -> Seeds {
         setup(1),
         vec![
             ok(),
-            Op::Ping,
-            Op::TransportClosed,
-            Op::Ping,
-            Op::AdvanceToDeadline,
+            Step::Ping,
+            Step::TransportClosed,
+            Step::Ping,
+            Step::AdvanceToDeadline,
             response(105, 1, 1),
             msg(3, 0, 0, 0),
             msg(3, 0, 0, 0),
@@ -526,10 +569,10 @@ fn session_seeds(flows: &Value) -> Seeds {
         },
         vec![
             ok(),
-            Op::Ping,
-            Op::Ping,
-            Op::TransportClosed,
-            Op::AdvanceToDeadline,
+            Step::Ping,
+            Step::Ping,
+            Step::TransportClosed,
+            Step::AdvanceToDeadline,
             response(105, 1, 1),
         ],
     );
@@ -538,9 +581,9 @@ fn session_seeds(flows: &Value) -> Seeds {
         setup(1),
         vec![
             ok(),
-            Op::Ping,
-            Op::TransportClosed,
-            Op::AdvanceToDeadline,
+            Step::Ping,
+            Step::TransportClosed,
+            Step::AdvanceToDeadline,
             response(106, 1, 1000),
         ],
     );
@@ -549,8 +592,8 @@ fn session_seeds(flows: &Value) -> Seeds {
         setup(1),
         vec![
             ok(),
-            Op::TransportClosed,
-            Op::AdvanceToDeadline,
+            Step::TransportClosed,
+            Step::AdvanceToDeadline,
             response(117, 1, 0),
         ],
     );
@@ -559,16 +602,16 @@ fn session_seeds(flows: &Value) -> Seeds {
         setup(1),
         vec![
             ok(),
-            Op::Ping,
-            Op::TransportClosed,
-            Op::AdvanceSeconds(6),
-            Op::AdvanceToDeadline,
+            Step::Ping,
+            Step::TransportClosed,
+            Step::AdvanceSeconds(6),
+            Step::AdvanceToDeadline,
         ],
     );
     hand(
         "no-reconnect",
         setup(0),
-        vec![ok(), Op::Ping, Op::TransportClosed],
+        vec![ok(), Step::Ping, Step::TransportClosed],
     );
     hand(
         "strategy-aborts",
@@ -576,15 +619,15 @@ fn session_seeds(flows: &Value) -> Seeds {
             strategy: 3,
             ..setup(1)
         },
-        vec![ok(), Op::Ping, Op::TransportClosed],
+        vec![ok(), Step::Ping, Step::TransportClosed],
     );
     hand(
         "idle",
         setup(1),
         vec![
             ok(),
-            Op::Advance(2001),
-            Op::AdvanceToDeadline,
+            Step::Advance(2001),
+            Step::AdvanceToDeadline,
             response(105, 1, 1),
         ],
     );
@@ -594,15 +637,15 @@ fn session_seeds(flows: &Value) -> Seeds {
             initial_attempts: 1,
             ..setup(1)
         },
-        vec![Op::AdvanceToDeadline, Op::AdvanceToDeadline, ok()],
+        vec![Step::AdvanceToDeadline, Step::AdvanceToDeadline, ok()],
     );
     hand(
         "version-mismatch",
         setup(1),
-        vec![Op::Response(ResponseOp {
+        vec![Step::Response(ResponseOp {
             version: 7,
             ..match ok() {
-                Op::Response(r) => r,
+                Step::Response(r) => r,
                 _ => unreachable!(),
             }
         })],
@@ -610,7 +653,7 @@ fn session_seeds(flows: &Value) -> Seeds {
     hand(
         "close-timeout",
         setup(1),
-        vec![ok(), Op::Ping, Op::Close, Op::Ping, Op::AdvanceToDeadline],
+        vec![ok(), Step::Ping, Step::Close, Step::Ping, Step::AdvanceToDeadline],
     );
     hand("compressed-topic", setup(1), vec![ok(), msg(6, 1, 1, 3)]);
     hand(
@@ -618,10 +661,101 @@ fn session_seeds(flows: &Value) -> Seeds {
         setup(1 | 2 | 4 | 32),
         vec![
             ok(),
-            Op::TransportClosed,
-            Op::AdvanceToDeadline,
+            Step::TransportClosed,
+            Step::AdvanceToDeadline,
             response(105, 1, 1),
         ],
     );
     seeds
+}
+
+// ---- the arbitrary format of a ClientScript ---------------------------------------------
+
+/// The bytes `arbitrary` makes `ClientScript { setup, steps }` from, as `fuzz_target!` reads
+/// them (checked: they read back as the script).
+fn encode_script(setup: &SessionSetup, steps: &[Step]) -> Vec<u8> {
+    let mut out = vec![setup.flags, setup.strategy];
+    for n in [
+        setup.strategy_arg,
+        setup.reconnect_timeout_ms,
+        setup.connection_timeout_ms,
+    ] {
+        out.extend(n.to_le_bytes());
+    }
+    out.push(setup.initial_attempts);
+    for n in [setup.retry_delay_ms, setup.request_timeout_ms] {
+        out.extend(n.to_le_bytes());
+    }
+    out.extend([setup.max_inbound, setup.recovery_capacity]);
+    out.extend(setup.close_timeout_ms.to_le_bytes());
+    out.extend([setup.identity, setup.services]);
+    for step in steps {
+        // The vector's "one more" byte, then the variant and its fields.
+        out.push(1);
+        encode_step(step, &mut out);
+    }
+    let script = ClientScript {
+        setup: *setup,
+        steps: steps.to_vec(),
+    };
+    let read = ClientScript::arbitrary_take_rest(arbitrary::Unstructured::new(&out));
+    assert_eq!(read.as_ref(), Ok(&script), "the encoding does not read back");
+    out
+}
+
+/// `arbitrary`'s enum tag for variant `index` of `count`: the u32 it scales down to it.
+fn tag(index: u64, count: u64) -> [u8; 4] {
+    let tag = (index << 32).div_ceil(count);
+    u32::try_from(tag).unwrap_or(u32::MAX).to_le_bytes()
+}
+
+fn encode_step(step: &Step, out: &mut Vec<u8>) {
+    const STEPS: u64 = 12;
+    match step {
+        Step::RawFrame(bytes) => {
+            out.extend(tag(0, STEPS));
+            for b in bytes {
+                out.extend([1, *b]);
+            }
+            out.push(0);
+        }
+        Step::Message(m) => {
+            out.extend(tag(1, STEPS));
+            out.extend([m.kind, m.select]);
+            out.extend(m.cid.to_le_bytes());
+            out.extend(m.size.to_le_bytes());
+        }
+        Step::Response(r) => {
+            out.extend(tag(2, STEPS));
+            out.extend([r.code, r.version, r.token, r.ping]);
+            out.extend(r.last_field.to_le_bytes());
+            out.push(r.length);
+            out.extend(r.raw_token);
+        }
+        Step::Advance(ms) => {
+            out.extend(tag(3, STEPS));
+            out.extend(ms.to_le_bytes());
+        }
+        Step::AdvanceToDeadline => out.extend(tag(4, STEPS)),
+        Step::TransportClosed => out.extend(tag(5, STEPS)),
+        Step::Ping => out.extend(tag(6, STEPS)),
+        Step::Invoke { service, size } => {
+            out.extend(tag(7, STEPS));
+            out.push(*service);
+            out.extend(size.to_le_bytes());
+        }
+        Step::Close => out.extend(tag(8, STEPS)),
+        Step::Respond { index, error, size } => {
+            out.extend(tag(9, STEPS));
+            out.extend([*index, *error, *size]);
+        }
+        Step::Register { service, on } => {
+            out.extend(tag(10, STEPS));
+            out.extend([*service, *on]);
+        }
+        Step::AdvanceSeconds(s) => {
+            out.extend(tag(11, STEPS));
+            out.extend(s.to_le_bytes());
+        }
+    }
 }

@@ -1,2 +1,4 @@
 #![no_main]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| diffusion_fuzz::client_session(data));
+use diffusion_proto::testing::ClientScript;
+
+libfuzzer_sys::fuzz_target!(|script: ClientScript| diffusion_fuzz::client_session(script));

@@ -1,2 +1,4 @@
 #![no_main]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| diffusion_fuzz::round_trip(data));
+use diffusion_fuzz::RoundTrip;
+
+libfuzzer_sys::fuzz_target!(|items: Vec<RoundTrip>| diffusion_fuzz::round_trip(items));

@@ -6,10 +6,10 @@ use std::time::Duration;
 #[cfg(doc)]
 use super::ClientSession;
 use crate::credentials::Credentials;
+use crate::handshake::ProtocolVersion;
+use crate::handshake::{ConnectionParams, ParameterCarrier, ReconnectParams, UrlError, WebSocketUrl};
 use crate::properties::SessionProperties;
 use crate::reconnect::ReconnectConfig;
-use crate::request::{ConnectionParams, ParameterCarrier, ReconnectParams, UrlError, WebSocketUrl};
-use crate::response::ProtocolVersion;
 
 /// Everything a [`ClientSession`] is configured with. Build it with [`ClientConfig::new`]
 /// and change the public fields.
@@ -23,7 +23,7 @@ pub struct ClientConfig {
     /// official clients of those versions do.
     pub carrier: ParameterCarrier,
     /// `ty`; by default the official client's code for the version (see
-    /// [`crate::request::default_client_type`]).
+    /// [`ProtocolVersion::default_client_type`]).
     pub client_type: String,
     /// The principal; `None` connects anonymously.
     pub principal: Option<String>,
@@ -63,7 +63,7 @@ impl ClientConfig {
             url: WebSocketUrl::resolve(url)?,
             version,
             carrier: ParameterCarrier::default_for(version),
-            client_type: crate::request::default_client_type(version).to_owned(),
+            client_type: version.default_client_type().to_owned(),
             principal: None,
             credentials: Credentials::None,
             properties: SessionProperties::new(),
@@ -87,7 +87,7 @@ impl ClientConfig {
     pub fn with_version(mut self, version: ProtocolVersion) -> Self {
         self.version = version;
         self.carrier = ParameterCarrier::default_for(version);
-        self.client_type = crate::request::default_client_type(version).to_owned();
+        self.client_type = version.default_client_type().to_owned();
         self
     }
 
@@ -99,7 +99,7 @@ impl ClientConfig {
         ConnectionParams {
             version: self.version,
             client_type: self.client_type.clone(),
-            capabilities: crate::request::CAPABILITIES,
+            capabilities: ConnectionParams::CAPABILITIES,
             reconnect_timeout_ms: self
                 .reconnect
                 .as_ref()

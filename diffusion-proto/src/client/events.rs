@@ -5,8 +5,8 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 
+use crate::handshake::{ResponseCode, SessionId};
 use crate::message::{ErrorReason, Message, ServiceId};
-use crate::response::{ResponseCode, SessionId};
 use crate::state::{CloseReason, SessionState};
 
 use super::config::ConnectRequest;
@@ -34,6 +34,7 @@ pub struct Reply {
 
 /// Why one of this client's requests failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum RequestError {
     /// The server answered with SERVICE_ERROR.
     #[error("the server failed the request: {description} ({reason})")]
@@ -57,14 +58,15 @@ pub enum RequestError {
 
 /// Why a command was refused at once (nothing was sent).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum SessionError {
     /// The session is not yet connected.
     #[error("the session is not connected yet; wait for CONNECTED_ACTIVE")]
     NotConnected,
-    /// The session is closed or closing.
+    /// The session is closed; the reason says who closed it and why.
     #[error("the session is closed: {0}")]
     Closed(CloseReason),
-    /// The session is closing.
+    /// The application closed the session, which waits for the server to end it.
     #[error("the session is closing")]
     Closing,
     /// The message exceeds the server's maximum message size.
@@ -98,25 +100,62 @@ pub struct StateChange {
 pub struct PingDetails {
     /// From sending the ping to its response.
     pub round_trip: Duration,
-    /// Wall-clock time the ping was sent.
-    pub timestamp: SystemTime,
+    /// Wall-clock time the ping was sent (the official clients' `timestamp`).
+    pub sent_at: SystemTime,
 }
 
 impl From<&Reply> for PingDetails {
     fn from(reply: &Reply) -> Self {
         PingDetails {
             round_trip: reply.round_trip,
-            timestamp: reply.sent_at,
+            sent_at: reply.sent_at,
+        }
+    }
+}
+
+/// What a session knows about itself, read at once ([`ClientSession::status`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionStatus {
+    /// The current state.
+    pub state: SessionState,
+    /// The session id, once granted.
+    pub session_id: Option<SessionId>,
+    /// The code of the latest accepted connection response: 100, 105 or 106.
+    pub response_code: Option<ResponseCode>,
+    /// The server's system ping period.
+    pub ping_period: Option<Duration>,
+    /// The largest message the server accepts from this client.
+    pub max_message_size: Option<u32>,
+    /// Why the session closed, once closed.
+    pub close_reason: Option<CloseReason>,
+    /// SYSTEM_PINGs answered so far.
+    pub system_pings_answered: u64,
+}
+
+impl Default for SessionStatus {
+    /// A session that has not connected yet.
+    fn default() -> Self {
+        SessionStatus {
+            state: SessionState::Connecting,
+            session_id: None,
+            response_code: None,
+            ping_period: None,
+            max_message_size: None,
+            close_reason: None,
+            system_pings_answered: 0,
         }
     }
 }
 
 /// What the application learns from the session.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Event {
     /// The state changed; closed states carry their reason.
     StateChanged(StateChange),
-    /// A connection response opened or resumed the session (after the state change).
+    /// A connection response opened or resumed the session, right after the state change
+    /// to CONNECTED_ACTIVE; what the change does not say: the response code and how many
+    /// messages were sent again.
     Connected {
         /// The session.
         session_id: SessionId,
@@ -150,6 +189,7 @@ pub enum Event {
 
 /// What the adapter must do, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Output {
     /// Close any current transport and open this one.
     Connect(ConnectRequest),

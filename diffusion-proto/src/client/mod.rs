@@ -1,50 +1,41 @@
 //! `ClientSession`: the state machine of one client session (SPEC §8, §11, §12), sans-IO.
 //! It is fed frames, transport closures, commands and instants, and drained of outputs.
+//!
+//! The session is a [`Phase`] (what it is doing, with that phase's data) and a table of
+//! [`Timer`]s; its [`SessionState`] is derived from the phase. Requests live in `requests`,
+//! what it sent in the recovery buffer, and the dispatch of what it receives in `inbound`.
 
 mod config;
 mod events;
+mod inbound;
+mod phase;
+mod requests;
 
 pub use config::{ClientConfig, ConnectRequest};
 pub use events::{
-    Event, InboundRequestId, Output, PingDetails, Reply, RequestError, RequestId, SessionError, StateChange,
+    Event, InboundRequestId, Output, PingDetails, Reply, RequestError, RequestId, SessionError,
+    SessionStatus, StateChange,
 };
+pub use phase::{Attempt, Phase, Timer};
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 
+use crate::handshake::{
+    ConnectionResponse, ReconnectParams, ResponseCode, SessionGrant, SessionId, SessionToken,
+};
 use crate::message::{ErrorReason, Message, MessageError, ServiceId};
+use crate::outbound::RecoveryBuffer;
 use crate::reconnect::ReconnectAction;
-use crate::request::ReconnectParams;
-use crate::response::{ConnectionResponse, ResponseCode, SessionGrant, SessionId, SessionToken};
 use crate::state::{CloseReason, SessionState};
+use crate::transport::TransportError;
+use inbound::Routes;
+use phase::Timers;
+use requests::Requests;
 
-#[derive(Debug)]
-struct Pending {
-    sent_at: Instant,
-    wall: SystemTime,
-    deadline: Option<Instant>,
-}
-
-/// The transport as the session sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Link {
-    /// No transport; waiting for a retry or closed.
-    Down,
-    /// Opening; the connection response must arrive before `deadline`.
-    Handshaking { deadline: Instant },
-    /// The connection response was accepted.
-    Open,
-}
-
-#[derive(Debug)]
-struct Recovering {
-    lost_at: Instant,
-    deadline: Instant,
-    attempts: u32,
-}
-
+/// What the latest accepted connection response granted.
 #[derive(Debug)]
 struct Granted {
     code: ResponseCode,
@@ -60,7 +51,7 @@ struct Granted {
 ///
 /// [`ClientSession::new`] queues the first [`Output::Connect`]. After **every** call
 /// that feeds it (`handle_frame`, `handle_transport_closed`, `handle_timeout`, or a
-/// command such as `ping`, `invoke`, `respond`, `close`) the adapter:
+/// command such as `ping`, `invoke`, `respond`, `close`, `register_service`) the adapter:
 ///
 /// 1. drains [`ClientSession::poll_output`] until `None`, carrying out each output in
 ///    order (open the transport, send the frame, close the transport, deliver the event);
@@ -91,51 +82,37 @@ struct Granted {
 #[derive(Debug)]
 pub struct ClientSession {
     config: ClientConfig,
-    state: SessionState,
-    link: Link,
+    phase: Phase,
+    timers: Timers,
     granted: Option<Granted>,
-    close_reason: Option<CloseReason>,
     outputs: VecDeque<Output>,
-    next_cid: i64,
-    pending: HashMap<i64, Pending>,
-    /// Request deadlines in the order they were set: one timeout for all, so in time order.
-    deadlines: VecDeque<(Instant, i64)>,
-    services: HashSet<ServiceId>,
-    /// Sequence number of the last message sent (1-based, across reconnections).
-    last_sent: i64,
-    /// The most recent sent messages, for re-sending on 105.
-    recovery: VecDeque<(i64, Bytes)>,
+    requests: Requests,
+    routes: Routes,
+    /// What this client sent, numbered across reconnections, the newest kept for a 105.
+    sent: RecoveryBuffer,
     /// Messages received from the server since the first connect, ABORT excluded (`ss`).
     received: i64,
-    idle_deadline: Option<Instant>,
-    recovering: Option<Recovering>,
-    next_attempt: Option<Instant>,
-    initial_attempts: u32,
-    closing_deadline: Option<Instant>,
+    system_pings_answered: u64,
 }
 
 impl ClientSession {
     /// A session in CONNECTING that asks at once for its first connection.
     pub fn new(config: ClientConfig, now: Instant) -> Self {
+        let sent = RecoveryBuffer::new(config.recovery_buffer_capacity);
         let mut session = ClientSession {
             config,
-            state: SessionState::Connecting,
-            link: Link::Down,
+            phase: Phase::Connecting {
+                attempt: 0,
+                link: Attempt::Waiting,
+            },
+            timers: Timers::default(),
             granted: None,
-            close_reason: None,
             outputs: VecDeque::new(),
-            next_cid: 1,
-            pending: HashMap::new(),
-            deadlines: VecDeque::new(),
-            services: HashSet::new(),
-            last_sent: 0,
-            recovery: VecDeque::new(),
+            requests: Requests::default(),
+            routes: Routes::default(),
+            sent,
             received: 0,
-            idle_deadline: None,
-            recovering: None,
-            next_attempt: None,
-            initial_attempts: 0,
-            closing_deadline: None,
+            system_pings_answered: 0,
         };
         session.start_attempt(now);
         session
@@ -148,7 +125,7 @@ impl ClientSession {
 
     /// The current state.
     pub fn state(&self) -> SessionState {
-        self.state
+        self.phase.state()
     }
 
     /// The session id, once the server granted one.
@@ -173,47 +150,68 @@ impl ClientSession {
 
     /// Why the session closed, once closed.
     pub fn close_reason(&self) -> Option<&CloseReason> {
-        self.close_reason.as_ref()
+        match &self.phase {
+            Phase::Closed { reason, .. } => Some(reason),
+            _ => None,
+        }
+    }
+
+    /// Everything above at once, as one consistent value.
+    pub fn status(&self) -> SessionStatus {
+        SessionStatus {
+            state: self.state(),
+            session_id: self.session_id(),
+            response_code: self.response_code(),
+            ping_period: self.ping_period(),
+            max_message_size: self.max_message_size(),
+            close_reason: self.close_reason().cloned(),
+            system_pings_answered: self.system_pings_answered,
+        }
     }
 
     /// Requests awaiting a response.
     pub fn pending_requests(&self) -> usize {
-        self.pending.len()
+        self.requests.len()
     }
 
-    /// The next output to carry out.
+    /// The phase, with its data (for tests and diagnostics).
+    #[doc(hidden)]
+    pub fn phase(&self) -> &Phase {
+        &self.phase
+    }
+
+    /// The armed timers and their deadlines, request deadlines aside (for tests).
+    #[doc(hidden)]
+    pub fn timers(&self) -> impl Iterator<Item = (Timer, Instant)> + '_ {
+        self.timers.armed()
+    }
+
+    /// The next output to carry out. Poll until `None` after every call that feeds the
+    /// session (see the polling contract above).
+    #[must_use]
     pub fn poll_output(&mut self) -> Option<Output> {
         self.outputs.pop_front()
     }
 
-    /// When `handle_timeout` must next be called.
+    /// When `handle_timeout` must next be called. Read it again after every call that feeds
+    /// the session: any of them may move it.
+    #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let handshake = match self.link {
-            Link::Handshaking { deadline } => Some(deadline),
-            _ => None,
-        };
-        [
-            handshake,
-            self.idle_deadline,
-            self.next_attempt,
-            self.recovering.as_ref().map(|r| r.deadline),
-            self.closing_deadline,
-            self.deadlines.front().map(|d| d.0),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        [self.timers.next_timeout(), self.requests.next_deadline()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Lets the server's requests to `service` through as [`Event::InboundRequest`];
     /// requests to services not registered are answered with SERVICE_ERROR 100.
     pub fn register_service(&mut self, service: ServiceId) {
-        self.services.insert(service);
+        self.routes.register(service);
     }
 
     /// Stops letting `service` through.
     pub fn deregister_service(&mut self, service: ServiceId) {
-        self.services.remove(&service);
+        self.routes.deregister(service);
     }
 
     /// Sends a USER_PING; its [`Event::Response`] carries the round trip.
@@ -230,41 +228,22 @@ impl ClientSession {
         service: ServiceId,
         payload: Bytes,
     ) -> Result<RequestId, SessionError> {
-        match self.state {
-            SessionState::Connecting => return Err(SessionError::NotConnected),
-            s if s.is_closed() => {
-                return Err(SessionError::Closed(
-                    self.close_reason.clone().unwrap_or(CloseReason::ClosedByClient),
-                ))
+        match &self.phase {
+            Phase::Connecting { .. } => return Err(SessionError::NotConnected),
+            Phase::Closed { reason, .. } => return Err(SessionError::Closed(reason.clone())),
+            Phase::Closing => return Err(SessionError::Closing),
+            Phase::Recovering { .. } if self.sent.is_full() => {
+                return Err(SessionError::RecoveryBufferFull(self.sent.len()))
             }
-            _ if self.closing_deadline.is_some() => return Err(SessionError::Closing),
-            SessionState::RecoveringReconnect
-                if self.recovery.len() >= self.config.recovery_buffer_capacity =>
-            {
-                return Err(SessionError::RecoveryBufferFull(self.recovery.len()))
-            }
-            _ => {}
+            Phase::Recovering { .. } | Phase::Active => {}
         }
-        let cid = self.next_cid;
         let message = Message::ServiceRequest {
             service,
-            cid,
+            cid: self.requests.next_cid(),
             payload,
         };
         self.check_outbound_size(&message)?;
-        self.next_cid = self.next_cid.checked_add(1).unwrap_or(1);
-        let deadline = self.config.request_timeout.map(|t| now + t);
-        if let Some(d) = deadline {
-            self.deadlines.push_back((d, cid));
-        }
-        self.pending.insert(
-            cid,
-            Pending {
-                sent_at: now,
-                wall,
-                deadline,
-            },
-        );
+        let cid = self.requests.start(now, wall, self.config.request_timeout);
         self.send(message);
         Ok(RequestId(cid))
     }
@@ -293,10 +272,8 @@ impl ClientSession {
             Message::ServiceResponse { cid, .. } | Message::ServiceError { cid, .. } => *cid,
             _ => 0,
         };
-        if self.state.is_closed() {
-            return Err(SessionError::Closed(
-                self.close_reason.clone().unwrap_or(CloseReason::ClosedByClient),
-            ));
+        if let Some(reason) = self.close_reason() {
+            return Err(SessionError::Closed(reason.clone()));
         }
         if cid == 0 {
             return Ok(());
@@ -309,170 +286,176 @@ impl ClientSession {
     /// Closes the session: sends CLOSE_REQUEST and waits up to the close timeout for
     /// ABORT or the transport's end before CLOSED_BY_CLIENT. Idempotent.
     pub fn close(&mut self, now: Instant) {
-        if self.state.is_closed() || self.closing_deadline.is_some() {
-            return;
-        }
-        if self.state == SessionState::ConnectedActive && self.link == Link::Open {
-            self.fail_pending(RequestError::SessionClosed(CloseReason::ClosedByClient));
-            self.send(Message::CloseRequest);
-            self.idle_deadline = None;
-            self.closing_deadline = Some(now + self.config.close_timeout);
-        } else {
-            self.finish(SessionState::ClosedByClient, CloseReason::ClosedByClient);
+        match self.phase {
+            Phase::Closed { .. } | Phase::Closing => {}
+            Phase::Active => {
+                self.fail_pending(RequestError::SessionClosed(CloseReason::ClosedByClient));
+                self.send(Message::CloseRequest);
+                self.phase = Phase::Closing;
+                self.timers.stop(Timer::Idle);
+                self.timers.set(Timer::Close, now + self.config.close_timeout);
+            }
+            Phase::Connecting { .. } | Phase::Recovering { .. } => {
+                self.finish(SessionState::ClosedByClient, CloseReason::ClosedByClient)
+            }
         }
     }
 
     /// A frame (one WebSocket message) arrived from the server.
     pub fn handle_frame(&mut self, now: Instant, frame: Bytes) {
-        match self.link {
-            Link::Down => {}
-            Link::Handshaking { .. } => self.handle_response(now, &frame),
-            Link::Open => self.handle_message(now, frame),
+        if self.phase.is_handshaking() {
+            self.handle_response(now, &frame);
+        } else if matches!(self.phase, Phase::Active | Phase::Closing) {
+            self.handle_message(now, frame);
         }
     }
 
     /// The transport ended without being asked to (or could not be opened).
-    pub fn handle_transport_closed(&mut self, now: Instant, cause: &str) {
-        if self.link == Link::Down {
+    pub fn handle_transport_closed(&mut self, now: Instant, cause: TransportError) {
+        if !self.phase.has_link() {
             return;
         }
-        self.link = Link::Down;
-        let cause = cause.to_owned();
-        let reason = match self.state {
-            SessionState::Connecting => CloseReason::TransportFailed { cause },
+        self.link_down();
+        let reason = match self.phase {
+            Phase::Connecting { .. } => CloseReason::TransportFailed { cause },
             _ => CloseReason::ConnectionLost { cause },
         };
         self.connection_lost(now, reason);
     }
 
-    /// Time has reached `now`: fire whatever deadlines have passed.
+    /// Time has reached `now`: fires every timer that is due (each kind at most once, in
+    /// [`Timer`] order), then the request deadlines.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if let Link::Handshaking { deadline } = self.link {
-            if deadline <= now {
-                self.drop_link();
-                let after = self.config.connection_timeout;
-                self.connection_lost(now, CloseReason::HandshakeTimeout { after });
+        let mut fired = Vec::new();
+        while let Some(timer) = self.timers.take_expired(now, &fired) {
+            fired.push(timer);
+            match timer {
+                Timer::Handshake => {
+                    self.drop_link();
+                    let after = self.config.connection_timeout;
+                    self.connection_lost(now, CloseReason::HandshakeTimeout { after });
+                }
+                Timer::Idle => {
+                    self.drop_link();
+                    let after = self.ping_period().unwrap_or_default() * 2;
+                    let cause = TransportError::Idle { after };
+                    self.connection_lost(now, CloseReason::ConnectionLost { cause });
+                }
+                Timer::Close => self.finish(SessionState::ClosedByClient, CloseReason::ClosedByClient),
+                Timer::Reconnect => {
+                    let after = self
+                        .config
+                        .reconnect
+                        .as_ref()
+                        .map_or(Duration::ZERO, |c| c.timeout);
+                    self.finish(
+                        SessionState::ClosedFailed,
+                        CloseReason::ReconnectTimeout { after },
+                    );
+                }
+                Timer::Retry => self.start_attempt(now),
             }
         }
-        if self.idle_deadline.is_some_and(|d| d <= now) {
-            self.idle_deadline = None;
-            self.drop_link();
-            let cause = "idle: no system ping from the server within twice its ping period".to_owned();
-            self.connection_lost(now, CloseReason::ConnectionLost { cause });
-        }
-        if self.closing_deadline.is_some_and(|d| d <= now) {
-            self.finish(SessionState::ClosedByClient, CloseReason::ClosedByClient);
-        }
-        if let Some(r) = &self.recovering {
-            if r.deadline <= now {
-                let after = self
-                    .config
-                    .reconnect
-                    .as_ref()
-                    .map_or(Duration::ZERO, |c| c.timeout);
-                self.finish(
-                    SessionState::ClosedFailed,
-                    CloseReason::ReconnectTimeout { after },
-                );
-            }
-        }
-        if self.next_attempt.is_some_and(|t| t <= now) {
-            self.next_attempt = None;
-            self.start_attempt(now);
-        }
-        while let Some(&(deadline, cid)) = self.deadlines.front() {
-            if deadline > now {
-                break;
-            }
-            self.deadlines.pop_front();
-            if self
-                .pending
-                .get(&cid)
-                .is_some_and(|p| p.deadline == Some(deadline))
-            {
-                self.pending.remove(&cid);
-                let after = self.config.request_timeout.unwrap_or_default();
-                self.emit(Event::Response {
-                    id: RequestId(cid),
-                    result: Err(RequestError::TimedOut(after)),
-                });
-            }
+        let after = self.config.request_timeout.unwrap_or_default();
+        for cid in self.requests.expire(now) {
+            self.emit(Event::Response {
+                id: RequestId(cid),
+                result: Err(RequestError::TimedOut(after)),
+            });
         }
     }
 
     // ---- connection attempts -------------------------------------------------------
 
     fn start_attempt(&mut self, now: Instant) {
-        let reconnect = match (&self.granted, self.state) {
-            (Some(g), SessionState::RecoveringReconnect) => Some(ReconnectParams {
+        let reconnect = match (&self.granted, &self.phase) {
+            (Some(g), Phase::Recovering { .. }) => Some(ReconnectParams {
                 token: g.token.clone(),
-                available_client_sequence: self.recovery.front().map_or(self.last_sent + 1, |m| m.0),
+                available_client_sequence: sequence(self.sent.oldest().unwrap_or(self.sent.last() + 1)),
                 last_server_sequence: self.received,
             }),
             _ => None,
         };
-        if self.state == SessionState::Connecting {
-            self.initial_attempts += 1;
+        if let Phase::Connecting { attempt, .. } = &mut self.phase {
+            *attempt += 1;
         }
+        let Some(link) = self.phase.attempt_mut() else {
+            return;
+        };
+        *link = Attempt::Opening;
+        self.timers
+            .set(Timer::Handshake, now + self.config.connection_timeout);
         let request = ConnectRequest {
             url: self.config.url.clone(),
             carrier: self.config.carrier,
             params: self.config.params(reconnect),
         };
-        self.link = Link::Handshaking {
-            deadline: now + self.config.connection_timeout,
-        };
         self.outputs.push_back(Output::Connect(request));
     }
 
+    /// The transport is gone, without telling the adapter (it told us).
+    fn link_down(&mut self) {
+        if let Some(link) = self.phase.attempt_mut() {
+            *link = Attempt::Waiting;
+        }
+        self.timers.stop(Timer::Handshake);
+    }
+
+    /// The session gives up on its transport: the adapter closes it.
     fn drop_link(&mut self) {
-        if self.link != Link::Down {
-            self.link = Link::Down;
+        if self.phase.has_link() {
+            self.link_down();
             self.outputs.push_back(Output::CloseTransport);
         }
     }
 
-    /// The current transport is gone (already `Link::Down`): close, retry or recover.
+    /// The current transport is gone: close, retry or recover.
     fn connection_lost(&mut self, now: Instant, reason: CloseReason) {
-        self.idle_deadline = None;
-        if self.closing_deadline.is_some() {
-            return self.finish(SessionState::ClosedByClient, CloseReason::ClosedByClient);
-        }
-        match self.state {
-            SessionState::Connecting => {
-                if self.initial_attempts < self.config.initial_connect_attempts {
-                    self.next_attempt = Some(now + self.config.initial_retry_delay);
+        self.timers.stop(Timer::Idle);
+        match self.phase {
+            Phase::Closing => self.finish(SessionState::ClosedByClient, CloseReason::ClosedByClient),
+            Phase::Connecting { attempt, .. } => {
+                if attempt < self.config.initial_connect_attempts {
+                    self.timers
+                        .set(Timer::Retry, now + self.config.initial_retry_delay);
                 } else {
                     self.finish(SessionState::ClosedFailed, reason);
                 }
             }
-            SessionState::ConnectedActive => match &self.config.reconnect {
+            Phase::Active => match &self.config.reconnect {
                 Some(rc) => {
-                    self.recovering = Some(Recovering {
+                    let deadline = now + rc.timeout;
+                    self.transition(Phase::Recovering {
                         lost_at: now,
-                        deadline: now + rc.timeout,
                         attempts: 0,
+                        link: Attempt::Waiting,
                     });
-                    self.transition(SessionState::RecoveringReconnect, None);
+                    self.timers.set(Timer::Reconnect, deadline);
                     self.schedule_reconnect(now);
                 }
                 None => self.finish(SessionState::ClosedByServer, reason),
             },
-            SessionState::RecoveringReconnect => self.schedule_reconnect(now),
-            _ => {}
+            Phase::Recovering { .. } => self.schedule_reconnect(now),
+            Phase::Closed { .. } => {}
         }
     }
 
     fn schedule_reconnect(&mut self, now: Instant) {
-        let (Some(rc), Some(r)) = (&self.config.reconnect, &mut self.recovering) else {
+        let (
+            Some(rc),
+            Phase::Recovering {
+                lost_at, attempts, ..
+            },
+        ) = (&self.config.reconnect, &mut self.phase)
+        else {
             return;
         };
-        r.attempts += 1;
+        *attempts += 1;
         match rc
             .strategy
-            .next_attempt(r.attempts, now.saturating_duration_since(r.lost_at))
+            .next_attempt(*attempts, now.saturating_duration_since(*lost_at))
         {
-            ReconnectAction::RetryAfter(delay) => self.next_attempt = Some(now + delay),
+            ReconnectAction::RetryAfter(delay) => self.timers.set(Timer::Retry, now + delay),
             ReconnectAction::Abort => {
                 self.finish(SessionState::ClosedByServer, CloseReason::ReconnectAborted)
             }
@@ -480,17 +463,20 @@ impl ClientSession {
     }
 
     fn handle_response(&mut self, now: Instant, frame: &[u8]) {
-        let recovering = self.state == SessionState::RecoveringReconnect;
+        let recovering = matches!(self.phase, Phase::Recovering { .. });
+        // What a response that cannot be used ends in: a failed reconnection, or a protocol
+        // error of the first connection (closed by the client, as the Python client does).
+        let refused = if recovering {
+            SessionState::ClosedFailed
+        } else {
+            SessionState::ClosedByClient
+        };
         let grant = match ConnectionResponse::parse(frame, self.config.version) {
             Ok(ConnectionResponse::Accepted(grant)) => grant,
             Ok(ConnectionResponse::Rejected(code)) => {
                 return self.finish(SessionState::ClosedFailed, CloseReason::Rejected(code));
             }
-            Err(e) if recovering => {
-                return self.finish(SessionState::ClosedFailed, CloseReason::Handshake(e))
-            }
-            // A version or protocol error closes the session by the client (as the Python client does).
-            Err(e) => return self.finish(SessionState::ClosedByClient, CloseReason::Handshake(e)),
+            Err(e) => return self.finish(refused, CloseReason::Handshake(e)),
         };
         // The token goes back verbatim as `c` to reconnect, as a header value or text: one
         // that is not printable ASCII (real ones are base64, SPEC §3.5) could not be sent
@@ -498,12 +484,7 @@ impl ClientSession {
         // that does not parse.
         if !grant.token.as_bytes().iter().all(u8::is_ascii_graphic) {
             let detail = "the session token is not 24 printable ASCII characters, so a reconnection could not send it back".to_owned();
-            let state = if recovering {
-                SessionState::ClosedFailed
-            } else {
-                SessionState::ClosedByClient
-            };
-            return self.finish(state, CloseReason::ProtocolError { detail });
+            return self.finish(refused, CloseReason::ProtocolError { detail });
         }
         let resent = match grant.code {
             ResponseCode::Reconnected if recovering => match self.resend_from(grant.recovery_sequence()) {
@@ -517,10 +498,12 @@ impl ClientSession {
             }
             _ => 0,
         };
-        self.accept_grant(now, &grant);
-        self.recovering = None;
-        self.next_attempt = None;
-        self.transition(SessionState::ConnectedActive, None);
+        self.accept_grant(&grant);
+        self.timers.stop(Timer::Handshake);
+        self.timers.stop(Timer::Reconnect);
+        self.timers.stop(Timer::Retry);
+        self.transition(Phase::Active);
+        self.arm_idle(now);
         self.emit(Event::Connected {
             session_id: grant.session_id,
             code: grant.code,
@@ -528,56 +511,49 @@ impl ClientSession {
         });
     }
 
-    fn accept_grant(&mut self, now: Instant, grant: &SessionGrant) {
-        let previous_limit = self.granted.as_ref().and_then(|g| g.max_message_size);
-        let ping_period = Duration::from_millis(grant.ping_period_ms.max(0) as u64);
+    fn accept_grant(&mut self, grant: &SessionGrant) {
+        let previous_limit = self.max_message_size();
         self.granted = Some(Granted {
             code: grant.code,
             session_id: grant.session_id,
             token: grant.token.clone(),
-            ping_period,
+            ping_period: Duration::from_millis(grant.ping_period_ms.max(0) as u64),
             max_message_size: grant.max_message_size().or(previous_limit),
         });
-        self.link = Link::Open;
-        self.arm_idle(now);
     }
 
+    /// Idle detection: twice the server's ping period from now, or none with no pings.
     fn arm_idle(&mut self, now: Instant) {
-        let period = self.granted.as_ref().map_or(Duration::ZERO, |g| g.ping_period);
-        self.idle_deadline = (!period.is_zero()).then(|| now + period * 2);
+        match self.ping_period().filter(|p| !p.is_zero()) {
+            Some(period) => self.timers.set(Timer::Idle, now + period * 2),
+            None => self.timers.stop(Timer::Idle),
+        }
     }
 
-    /// Re-sends S … last_sent on 105.
+    /// Re-sends S … last sent on 105.
     fn resend_from(&mut self, recovery_sequence: Option<i64>) -> Result<usize, CloseReason> {
         let Some(s) = recovery_sequence else {
             return Ok(0);
         };
-        if s < 1 || s > self.last_sent {
+        if s < 1 {
             // The server has everything we sent.
             return Ok(0);
         }
-        let oldest = self.recovery.front().map(|m| m.0);
-        if oldest.is_none_or(|o| o > s) {
-            return Err(CloseReason::LostMessages {
+        let frames = self
+            .sent
+            .since(s as u64)
+            .map_err(|oldest| CloseReason::LostMessages {
                 needed_from: s,
-                oldest_held: oldest,
-            });
-        }
-        let frames: Vec<Bytes> = self
-            .recovery
-            .iter()
-            .filter(|m| m.0 >= s)
-            .map(|m| m.1.clone())
-            .collect();
+                oldest_held: oldest.map(sequence),
+            })?;
         let n = frames.len();
         self.outputs.extend(frames.into_iter().map(Output::Transmit));
         Ok(n)
     }
 
     fn reset_sequences(&mut self) {
-        self.last_sent = 0;
+        self.sent.reset();
         self.received = 0;
-        self.recovery.clear();
         self.fail_pending(RequestError::MessageLoss);
     }
 
@@ -604,88 +580,7 @@ impl ClientSession {
         if message != Message::Abort {
             self.received += 1;
         }
-        match message {
-            Message::ServiceRequest {
-                service,
-                cid,
-                payload,
-            } => self.handle_request(now, service, cid, payload),
-            Message::ServiceResponse { cid, payload } => {
-                if let Some(p) = self.pending.remove(&cid) {
-                    let round_trip = now.saturating_duration_since(p.sent_at);
-                    let reply = Reply {
-                        payload,
-                        round_trip,
-                        sent_at: p.wall,
-                    };
-                    self.emit(Event::Response {
-                        id: RequestId(cid),
-                        result: Ok(reply),
-                    });
-                }
-            }
-            Message::ServiceError {
-                cid,
-                description,
-                reason,
-            } => {
-                if self.pending.remove(&cid).is_some() {
-                    let result = Err(RequestError::Service { description, reason });
-                    self.emit(Event::Response {
-                        id: RequestId(cid),
-                        result,
-                    });
-                }
-            }
-            Message::TopicValue { compressed: true, .. } | Message::TopicDelta { compressed: true, .. } => {
-                self.protocol_error(
-                    "a compressed topic message arrived, but zlib was not advertised (ca=8)".into(),
-                )
-            }
-            m @ (Message::TopicValue { .. } | Message::TopicDelta { .. }) => self.emit(Event::Topic(m)),
-            Message::Abort => {
-                if self.closing_deadline.is_some() {
-                    self.finish(SessionState::ClosedByClient, CloseReason::ClosedByClient)
-                } else {
-                    self.finish(SessionState::ClosedByServer, CloseReason::Aborted)
-                }
-            }
-            Message::CloseRequest => {
-                self.protocol_error("the server sent CLOSE_REQUEST, a client-only message".into())
-            }
-        }
-    }
-
-    fn handle_request(&mut self, now: Instant, service: ServiceId, cid: i64, payload: Bytes) {
-        if service == ServiceId::SYSTEM_PING {
-            // Answered whatever its cid, even 0: the server counts on it.
-            self.send(Message::ServiceResponse {
-                cid,
-                payload: Bytes::new(),
-            });
-            self.arm_idle(now);
-            self.emit(Event::SystemPingAnswered);
-        } else if self.services.contains(&service) {
-            self.emit(Event::InboundRequest {
-                id: InboundRequestId(cid),
-                service,
-                payload,
-            });
-        } else if cid == 0 {
-            // One-way (cid 0) requests are never answered.
-        } else if service == ServiceId::USER_PING {
-            self.send(Message::ServiceResponse {
-                cid,
-                payload: Bytes::new(),
-            });
-        } else {
-            let description = format!("Unknown client service: {}", service.0);
-            self.send(Message::ServiceError {
-                cid,
-                description,
-                reason: ErrorReason::COMMUNICATION_FAILURE,
-            });
-        }
+        self.dispatch(now, message);
     }
 
     fn protocol_error(&mut self, detail: String) {
@@ -709,14 +604,8 @@ impl ClientSession {
     /// Numbers, buffers and (when connected) transmits a message.
     fn send(&mut self, message: Message) {
         let frame = message.to_bytes();
-        self.last_sent += 1;
-        if self.config.recovery_buffer_capacity > 0 {
-            if self.recovery.len() >= self.config.recovery_buffer_capacity {
-                self.recovery.pop_front();
-            }
-            self.recovery.push_back((self.last_sent, frame.clone()));
-        }
-        if self.link == Link::Open {
+        self.sent.push(&frame);
+        if matches!(self.phase, Phase::Active | Phase::Closing) {
             self.outputs.push_back(Output::Transmit(frame));
         }
     }
@@ -727,21 +616,29 @@ impl ClientSession {
         self.outputs.push_back(Output::Event(event));
     }
 
-    fn transition(&mut self, new: SessionState, reason: Option<CloseReason>) {
-        let old = self.state;
-        debug_assert!(old.can_transition_to(new), "illegal transition {old} -> {new}");
-        if !old.can_transition_to(new) {
+    /// Moves to `phase`, announcing the change of state it makes (if it makes one).
+    fn transition(&mut self, phase: Phase) {
+        let old = self.state();
+        let new = phase.state();
+        debug_assert!(
+            old == new || old.can_transition_to(new),
+            "illegal transition {old} -> {new}"
+        );
+        if old != new && !old.can_transition_to(new) {
             return;
         }
-        self.state = new;
-        self.emit(Event::StateChanged(StateChange { old, new, reason }));
+        let reason = match &phase {
+            Phase::Closed { reason, .. } => Some(reason.clone()),
+            _ => None,
+        };
+        self.phase = phase;
+        if old != new {
+            self.emit(Event::StateChanged(StateChange { old, new, reason }));
+        }
     }
 
     fn fail_pending(&mut self, error: RequestError) {
-        let mut ids: Vec<i64> = self.pending.drain().map(|(cid, _)| cid).collect();
-        ids.sort_unstable();
-        self.deadlines.clear();
-        for cid in ids {
+        for cid in self.requests.drain() {
             self.emit(Event::Response {
                 id: RequestId(cid),
                 result: Err(error.clone()),
@@ -750,18 +647,19 @@ impl ClientSession {
     }
 
     /// Ends the session in a closed state.
-    fn finish(&mut self, new: SessionState, reason: CloseReason) {
-        if self.state.is_closed() {
+    fn finish(&mut self, state: SessionState, reason: CloseReason) {
+        if self.state().is_closed() {
             return;
         }
         self.drop_link();
         self.fail_pending(RequestError::SessionClosed(reason.clone()));
-        self.idle_deadline = None;
-        self.recovering = None;
-        self.next_attempt = None;
-        self.closing_deadline = None;
-        self.recovery.clear();
-        self.close_reason = Some(reason.clone());
-        self.transition(new, Some(reason));
+        self.timers.stop_all();
+        self.sent.clear();
+        self.transition(Phase::Closed { state, reason });
     }
+}
+
+/// A sequence number as the `cs` parameter and close reasons carry it.
+fn sequence(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }

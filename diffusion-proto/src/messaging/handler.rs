@@ -4,8 +4,8 @@
 use bytes::BytesMut;
 
 use super::value::MessagingValue;
+use crate::handshake::{ProtocolVersion, SessionId};
 use crate::message::ServiceId;
-use crate::response::{ProtocolVersion, SessionId};
 use crate::topics::codec::{
     decode_all, put_properties, put_session_id, put_string_list, read_session_id, read_string,
     read_string_list, Field, PayloadError, ServiceCall, ServicePayload,

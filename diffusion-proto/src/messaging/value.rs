@@ -3,7 +3,7 @@
 
 use bytes::{Bytes, BytesMut};
 
-use crate::response::ProtocolVersion;
+use crate::handshake::ProtocolVersion;
 use crate::topics::codec::{decode_all, read_bytes, read_string, PayloadError, ServicePayload};
 use crate::topics::DataType;
 use crate::wire::{self, Reader};

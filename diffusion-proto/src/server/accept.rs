@@ -1,26 +1,22 @@
 //! Answering a new connection: reading its parameters, refusing it in three bytes or opening
 //! a session with response 100, and drawing session ids and tokens.
 
-use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 
-use super::session::{Link, Session};
+use super::session::{Link, ServerRequests, Session, SessionTimer};
 use super::{
-    AcceptOutcome, ConnectionId, Server, ServerEvent, ServerOutput, SessionInfo, SessionStats, UpgradeRequest,
+    AcceptOutcome, ConnectionId, Server, ServerEvent, ServerEventKind, ServerOutput, SessionInfo,
+    SessionStats, UpgradeRequest,
 };
-use crate::request::{ConnectionParams, ParamError, ParameterCarrier};
-use crate::response::{
-    ConnectionResponse, ProtocolVersion, ResponseCode, SessionGrant, SessionId, SessionToken,
+use crate::handshake::{ConnectionParams, ParamError, ParameterCarrier, RawParams};
+use crate::handshake::{
+    ConnectionResponse, LastField, ProtocolVersion, ResponseCode, SessionGrant, SessionId, SessionToken,
 };
-
-/// The connection parameter names (SPEC §2.3). Only headers with these names are read, so
-/// that an unrelated header with a non-UTF-8 value cannot fail a request.
-const PARAMETER_NAMES: [&str; 10] = [
-    "v", "ty", "ca", "r", "username", "password", "sp", "c", "cs", "ss",
-];
+use crate::outbound::RecoveryBuffer;
+use crate::timer::TimerTable;
 
 impl Server {
     /// A new WebSocket connection `conn` has been upgraded: decide and queue its connection
@@ -36,14 +32,8 @@ impl Server {
             self.handle_closed(now, conn);
         }
         let (path, query) = request.split();
-        let headers: Vec<(&str, &[u8])> = request
-            .headers
-            .iter()
-            .copied()
-            .filter(|(name, _)| PARAMETER_NAMES.iter().any(|p| p.eq_ignore_ascii_case(name)))
-            .collect();
-        let raw_version = raw_version(query, &headers);
-        let fallback = match raw_version {
+        let raw = RawParams::new(query, request.headers.iter().copied());
+        let fallback = match raw.version() {
             Some(v) if v >= 29 => ProtocolVersion::V29,
             _ => ProtocolVersion::V25,
         };
@@ -55,12 +45,8 @@ impl Server {
                 format!("path {path:?} does not end in /diffusion"),
             );
         }
-        let carrier = if query_has(query, "v") {
-            ParameterCarrier::Query
-        } else {
-            ParameterCarrier::Headers
-        };
-        let params = match ConnectionParams::parse(query, headers.iter().copied()) {
+        let carrier = raw.carrier().unwrap_or(ParameterCarrier::Headers);
+        let params = match raw.parse() {
             Ok(params) => params,
             Err(ParamError::UnsupportedVersion(v)) => {
                 return self.reject(
@@ -70,12 +56,13 @@ impl Server {
                     format!("unsupported protocol version {v}; this server speaks 25 and 29"),
                 )
             }
+            // The error names the parameter, never its value (which may be the password).
             Err(e) => {
                 return self.reject(
                     conn,
                     fallback,
                     ResponseCode::ConnectionProtocolError,
-                    describe_param_error(&e),
+                    e.to_string(),
                 )
             }
         };
@@ -97,7 +84,12 @@ impl Server {
             frame: ConnectionResponse::Rejected(code).encode(version),
         });
         self.outputs.push_back(ServerOutput::CloseTransport { conn });
-        self.event(ServerEvent::Rejected { conn, code, reason });
+        self.stats.rejections += 1;
+        self.event(ServerEvent {
+            conn: Some(conn),
+            session_id: None,
+            kind: ServerEventKind::Rejected { code, reason },
+        });
         AcceptOutcome::Rejected { code }
     }
 
@@ -128,7 +120,7 @@ impl Server {
             session_id: id,
             token: token.clone(),
             ping_period_ms: self.ping_period_ms(),
-            last_field: self.config.max_message_size,
+            last_field: LastField::MaxMessageSize(self.config.max_message_size),
         };
         self.outputs.push_back(ServerOutput::Transmit {
             conn,
@@ -148,29 +140,33 @@ impl Server {
             server_sequence: 0,
             stats: SessionStats::default(),
         };
-        let session = Session {
+        let mut session = Session {
             info,
             token: token.clone(),
             link: Link::Attached(conn),
-            recovery: VecDeque::new(),
-            next_cid: 1,
-            outstanding: BTreeMap::new(),
-            unanswered: 0,
-            next_ping: self.ping_deadline(now),
+            timers: TimerTable::default(),
+            sent: RecoveryBuffer::new(self.config.recovery_buffer),
+            requests: ServerRequests::default(),
         };
+        if let Some(at) = self.ping_deadline(now) {
+            session.timers.set(SessionTimer::Ping, at);
+        }
+        self.stats.sessions_opened += 1;
         self.tokens.insert(*token.as_bytes(), id);
         self.connections.insert(conn, id);
         self.sessions.insert(id, session);
-        self.event(ServerEvent::Connected {
-            conn,
-            session_id: id,
-            principal: params.principal,
-            properties: params.properties,
-            version: params.version,
-            carrier,
-            client_type: params.client_type,
-            capabilities: params.capabilities,
-            reconnect_timeout,
+        self.event(ServerEvent {
+            conn: Some(conn),
+            session_id: Some(id),
+            kind: ServerEventKind::Connected {
+                principal: params.principal,
+                properties: params.properties,
+                version: params.version,
+                carrier,
+                client_type: params.client_type,
+                capabilities: params.capabilities,
+                reconnect_timeout,
+            },
         });
         AcceptOutcome::Accepted {
             session_id: id,
@@ -219,42 +215,4 @@ impl Server {
 /// True when the last path segment is `diffusion` (a trailing `/` allowed, SPEC §2.1).
 fn is_diffusion_path(path: &str) -> bool {
     path.trim_end_matches('/').rsplit('/').next() == Some("diffusion")
-}
-
-fn query_pairs(query: Option<&str>) -> impl Iterator<Item = (&str, &str)> {
-    query
-        .unwrap_or_default()
-        .split('&')
-        .map(|p| p.split_once('=').unwrap_or((p, "")))
-}
-
-fn query_has(query: Option<&str>, name: &str) -> bool {
-    query_pairs(query).any(|(n, _)| n.eq_ignore_ascii_case(name))
-}
-
-/// `v` as a number, with the same precedence as [`ConnectionParams::parse`], for choosing the
-/// version byte of a rejection when the parameters as a whole cannot be read.
-fn raw_version(query: Option<&str>, headers: &[(&str, &[u8])]) -> Option<u32> {
-    let from_query = query_pairs(query)
-        .find(|(n, _)| n.eq_ignore_ascii_case("v"))
-        .map(|(_, v)| v.as_bytes());
-    let value = from_query.or_else(|| {
-        headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case("v"))
-            .map(|(_, v)| *v)
-    })?;
-    std::str::from_utf8(value).ok()?.trim().parse().ok()
-}
-
-/// A [`ParamError`]'s text without the values it may hold: a malformed value can be the
-/// password or the token.
-fn describe_param_error(e: &ParamError) -> String {
-    match e {
-        ParamError::NotUtf8(_) => "a connection parameter is not valid UTF-8 or percent-encoding".to_owned(),
-        ParamError::NotANumber { name, .. } => {
-            format!("connection parameter {name:?} is not a number")
-        }
-        other => other.to_string(),
-    }
 }

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::credentials::Credentials;
-use crate::request::ConnectionParams;
-use crate::response::ResponseCode;
+use crate::handshake::ConnectionParams;
+use crate::handshake::ResponseCode;
 
 /// Decides who may open a session, and who a session may become (CHANGE_PRINCIPAL,
 /// RE_AUTHENTICATE). Reconnections are not authenticated again.

@@ -3,10 +3,10 @@
 
 use std::time::Instant;
 
-use super::session::Link;
-use super::{ConnectionId, Server, ServerCloseReason, ServerEvent, ServerOutput};
+use super::session::{Link, SessionTimer};
+use super::{ConnectionId, Server, ServerCloseReason, ServerEvent, ServerEventKind, ServerOutput};
+use crate::handshake::SessionId;
 use crate::message::Message;
-use crate::response::SessionId;
 
 impl Server {
     /// The transport of `conn` ended without the server asking: its session is detached and
@@ -46,13 +46,16 @@ impl Server {
         };
         let timeout = session.info.reconnect_timeout;
         let expires = now.checked_add(timeout);
-        session.link = Link::Detached { expires };
+        session.link = Link::Detached;
         session.info.connection = None;
-        session.next_ping = None;
-        self.event(ServerEvent::Detached {
-            conn,
-            session_id: id,
-            expires,
+        session.timers.stop(SessionTimer::Ping);
+        if let Some(at) = expires {
+            session.timers.set(SessionTimer::Expiry, at);
+        }
+        self.event(ServerEvent {
+            conn: Some(conn),
+            session_id: Some(id),
+            kind: ServerEventKind::Detached { expires },
         });
         if timeout.is_zero() {
             self.close_session(id, ServerCloseReason::ConnectionLost, false);
@@ -65,10 +68,12 @@ impl Server {
             return;
         };
         self.tokens.remove(session.token.as_bytes());
+        let mut stats = session.info.stats;
         let conn = match session.link {
             Link::Attached(conn) => {
                 self.connections.remove(&conn);
                 if abort {
+                    stats.aborts_sent += 1;
                     self.outputs.push_back(ServerOutput::Transmit {
                         conn,
                         frame: Message::Abort.to_bytes(),
@@ -77,12 +82,13 @@ impl Server {
                 self.outputs.push_back(ServerOutput::CloseTransport { conn });
                 Some(conn)
             }
-            Link::Detached { .. } => None,
+            Link::Detached => None,
         };
-        self.event(ServerEvent::SessionClosed {
-            session_id: id,
+        self.stats.sessions += stats;
+        self.event(ServerEvent {
             conn,
-            reason,
+            session_id: Some(id),
+            kind: ServerEventKind::SessionClosed { reason },
         });
     }
 }

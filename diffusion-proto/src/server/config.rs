@@ -38,6 +38,7 @@ impl Default for ServerConfig {
 /// Identifies one transport (WebSocket connection); chosen by the adapter, never reused
 /// while the server still knows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize), serde(transparent))]
 pub struct ConnectionId(pub u64);
 
 impl fmt::Display for ConnectionId {

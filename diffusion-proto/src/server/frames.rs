@@ -5,9 +5,9 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use super::{ConnectionId, Server, ServerCloseReason, ServerEvent};
+use super::{ConnectionId, Server, ServerCloseReason, ServerEvent, ServerEventKind};
+use crate::handshake::SessionId;
 use crate::message::{Message, MessageError, ServiceId};
-use crate::response::SessionId;
 
 impl Server {
     /// One WebSocket message received on `conn`. Frames of connections the server does not
@@ -22,10 +22,12 @@ impl Server {
                 size: frame.len(),
                 limit,
             };
-            self.event(ServerEvent::ProtocolError {
-                conn,
-                session_id: id,
-                error: reason.to_string(),
+            self.event(ServerEvent {
+                conn: Some(conn),
+                session_id: Some(id),
+                kind: ServerEventKind::ProtocolError {
+                    error: reason.to_string(),
+                },
             });
             self.close_session(id, reason, true);
             return;
@@ -35,10 +37,10 @@ impl Server {
             Err(MessageError::UnknownType { .. }) => None,
             Err(e) => {
                 let error = e.to_string();
-                self.event(ServerEvent::ProtocolError {
-                    conn,
-                    session_id: id,
-                    error: error.clone(),
+                self.event(ServerEvent {
+                    conn: Some(conn),
+                    session_id: Some(id),
+                    kind: ServerEventKind::ProtocolError { error: error.clone() },
                 });
                 self.close_session(id, ServerCloseReason::ProtocolError(error), true);
                 return;
@@ -70,13 +72,17 @@ impl Server {
                 if let Some(session) = self.sessions.get_mut(&id) {
                     session.info.stats.close_requests += 1;
                 }
-                self.event(ServerEvent::CloseRequested { conn, session_id: id });
+                self.event(ServerEvent {
+                    conn: Some(conn),
+                    session_id: Some(id),
+                    kind: ServerEventKind::CloseRequested,
+                });
                 self.close_session(id, ServerCloseReason::ClientRequested, true);
             }
-            message => self.event(ServerEvent::MessageReceived {
-                conn,
-                session_id: id,
-                message,
+            message => self.event(ServerEvent {
+                conn: Some(conn),
+                session_id: Some(id),
+                kind: ServerEventKind::MessageReceived { message },
             }),
         }
     }
@@ -86,36 +92,37 @@ impl Server {
         let Some(session) = self.sessions.get_mut(&id) else {
             return;
         };
-        let Some(request) = session.outstanding.remove(&cid) else {
-            self.event(ServerEvent::MessageReceived {
-                conn,
-                session_id: id,
-                message,
+        let Some(request) = session.requests.complete(cid) else {
+            self.event(ServerEvent {
+                conn: Some(conn),
+                session_id: Some(id),
+                kind: ServerEventKind::MessageReceived { message },
             });
             return;
         };
         let rtt = now.saturating_duration_since(request.sent_at);
         if request.service == ServiceId::SYSTEM_PING {
             // Any answer shows the client is alive.
-            session.unanswered = 0;
+            session.requests.unanswered_pings = 0;
             if matches!(message, Message::ServiceResponse { .. }) {
                 session.info.stats.system_pings_answered += 1;
-                self.event(ServerEvent::SystemPingAnswered {
-                    conn,
-                    session_id: id,
-                    cid,
-                    rtt,
+                self.event(ServerEvent {
+                    conn: Some(conn),
+                    session_id: Some(id),
+                    kind: ServerEventKind::SystemPingAnswered { cid, rtt },
                 });
                 return;
             }
         }
-        self.event(ServerEvent::ResponseReceived {
-            conn,
-            session_id: id,
-            cid,
-            service: request.service,
-            rtt,
-            response: message,
+        self.event(ServerEvent {
+            conn: Some(conn),
+            session_id: Some(id),
+            kind: ServerEventKind::ResponseReceived {
+                cid,
+                service: request.service,
+                rtt,
+                response: message,
+            },
         });
     }
 }

@@ -31,11 +31,11 @@ use bytes::Bytes;
 
 pub use auth::{AllowAll, Authenticator, CounterEntropy, Entropy, UserTable};
 pub use config::{ConnectionId, ServerConfig, UpgradeRequest};
-pub use output::{AcceptOutcome, ServerCloseReason, ServerEvent, ServerOutput};
-pub use session::{SessionInfo, SessionStats};
+pub use output::{AcceptOutcome, ServerCloseReason, ServerEvent, ServerEventKind, ServerOutput};
+pub use session::{ServerStats, SessionInfo, SessionStats};
 
+use crate::handshake::SessionId;
 use crate::message::{Message, ServiceId};
-use crate::response::SessionId;
 use session::{Link, Session};
 
 /// The server side of every session, as one sans-IO value.
@@ -123,6 +123,8 @@ pub struct Server {
     connections: BTreeMap<ConnectionId, SessionId>,
     services: BTreeSet<ServiceId>,
     outputs: VecDeque<ServerOutput>,
+    /// Counters of closed sessions, and of the server itself.
+    stats: ServerStats,
 }
 
 impl fmt::Debug for Server {
@@ -153,6 +155,7 @@ impl Server {
             connections: BTreeMap::new(),
             services: BTreeSet::new(),
             outputs: VecDeque::new(),
+            stats: ServerStats::default(),
         }
     }
 
@@ -161,13 +164,25 @@ impl Server {
         &self.config
     }
 
-    /// The next thing to do, in order.
+    /// Counters since the server started: sessions opened, rejections, and every
+    /// session's counters added up (closed sessions included).
+    pub fn stats(&self) -> ServerStats {
+        let mut stats = self.stats;
+        for session in self.sessions.values() {
+            stats.sessions += session.info.stats;
+        }
+        stats
+    }
+
+    /// The next thing to do, in order. Drain it until `None` after every call (see the
+    /// polling contract above).
+    #[must_use]
     pub fn poll_output(&mut self) -> Option<ServerOutput> {
         self.outputs.pop_front()
     }
 
     /// Sends a request to the client of `conn` and tracks its answer
-    /// ([`ServerEvent::ResponseReceived`]). Returns the conversation id, or `None` when
+    /// ([`ServerEventKind::ResponseReceived`]). Returns the conversation id, or `None` when
     /// `conn` has no session.
     pub fn send_request(
         &mut self,
@@ -178,15 +193,14 @@ impl Server {
     ) -> Option<i64> {
         let id = *self.connections.get(&conn)?;
         let session = self.sessions.get_mut(&id)?;
-        let cid = session.alloc_cid();
-        session.track(cid, service, now);
+        let cid = session.requests.start(service, now);
         let frame = Message::ServiceRequest {
             service,
             cid,
             payload,
         }
         .to_bytes();
-        session.push_numbered(frame, self.config.recovery_buffer, &mut self.outputs);
+        session.push_numbered(frame, &mut self.outputs);
         Some(cid)
     }
 
@@ -210,6 +224,7 @@ impl Server {
         };
         if message == Message::Abort {
             if let Link::Attached(conn) = session.link {
+                session.info.stats.aborts_sent += 1;
                 self.outputs.push_back(ServerOutput::Transmit {
                     conn,
                     frame: message.to_bytes(),
@@ -217,11 +232,11 @@ impl Server {
             }
             return true;
         }
-        session.push_numbered(message.to_bytes(), self.config.recovery_buffer, &mut self.outputs);
+        session.push_numbered(message.to_bytes(), &mut self.outputs);
         true
     }
 
-    /// Delegates requests to `service` to the caller ([`ServerEvent::ServiceRequest`])
+    /// Delegates requests to `service` to the caller ([`ServerEventKind::ServiceRequest`])
     /// instead of the built-in handling or the "unknown service" error. USER_PING stays
     /// built in.
     pub fn register_service(&mut self, service: ServiceId) {
@@ -255,7 +270,7 @@ impl Server {
     /// Sends a numbered reply to the session's client.
     fn reply(&mut self, id: SessionId, message: Message) {
         if let Some(session) = self.sessions.get_mut(&id) {
-            session.push_numbered(message.to_bytes(), self.config.recovery_buffer, &mut self.outputs);
+            session.push_numbered(message.to_bytes(), &mut self.outputs);
         }
     }
 }

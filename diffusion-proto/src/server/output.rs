@@ -9,10 +9,10 @@ use bytes::Bytes;
 use super::ConnectionId;
 #[cfg(doc)]
 use super::Server;
+use crate::handshake::ParameterCarrier;
+use crate::handshake::{ProtocolVersion, ResponseCode, SessionId};
 use crate::message::{Message, ServiceId};
 use crate::properties::SessionProperties;
-use crate::request::ParameterCarrier;
-use crate::response::{ProtocolVersion, ResponseCode, SessionId};
 
 /// What [`Server::accept`] decided (the connection response itself is queued as output).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +38,7 @@ pub enum AcceptOutcome {
 /// `Debug` shows frames in hex (the first 64 bytes), with the session token of a
 /// connection response redacted.
 #[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ServerOutput {
     /// Send `frame` as one binary WebSocket message on `conn`.
     Transmit {
@@ -81,7 +82,7 @@ impl fmt::Display for FrameHex<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         const SHOWN: usize = 64;
         const TOKEN: std::ops::Range<usize> = 19..43;
-        let is_response = self.0.first() == Some(&crate::response::PROTOCOL_BYTE);
+        let is_response = self.0.first() == Some(&crate::ConnectionResponse::PROTOCOL_BYTE);
         for (i, b) in self.0.iter().take(SHOWN).enumerate() {
             if is_response && TOKEN.contains(&i) {
                 if i == TOKEN.start {
@@ -98,20 +99,41 @@ impl fmt::Display for FrameHex<'_> {
     }
 }
 
-/// What happened, for tests and logs. Never carries a token, password or credentials.
+/// What happened, for tests and logs: where (the connection, the session) and what. Never
+/// carries a token, password or credentials.
+///
+/// With the `serde` feature it serializes as the session fields and its [`ServerEventKind`]
+/// flattened: `{"session_id": "…", "kind": "connected", …}` (the connection is left to
+/// whoever logs it), durations as whole `_ms` or `_us`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ServerEvent {
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+pub struct ServerEvent {
+    /// The connection it happened on, `None` for a detached session.
+    #[cfg_attr(feature = "serde", serde(skip))]
+    pub conn: Option<ConnectionId>,
+    /// The session, `None` for a connection refused before it had one.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "Option::is_none"))]
+    pub session_id: Option<SessionId>,
+    /// What happened.
+    #[cfg_attr(feature = "serde", serde(flatten))]
+    pub kind: ServerEventKind,
+}
+
+/// The kinds of [`ServerEvent`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cfg_attr(feature = "serde", serde(tag = "kind", rename_all = "snake_case"))]
+#[non_exhaustive]
+pub enum ServerEventKind {
     /// A new session was opened (response 100).
     Connected {
-        /// The connection.
-        conn: ConnectionId,
-        /// The new session.
-        session_id: SessionId,
         /// `username`, `None` when anonymous.
         principal: Option<String>,
         /// `sp`, as proposed.
+        #[cfg_attr(feature = "serde", serde(serialize_with = "ser::properties"))]
         properties: SessionProperties,
         /// The version requested and answered.
+        #[cfg_attr(feature = "serde", serde(serialize_with = "ser::version"))]
         version: ProtocolVersion,
         /// Where `v` was found: the query or the headers.
         carrier: ParameterCarrier,
@@ -120,62 +142,53 @@ pub enum ServerEvent {
         /// `ca`.
         capabilities: u8,
         /// `r`: how long the session is kept after its connection is lost.
+        #[cfg_attr(
+            feature = "serde",
+            serde(rename = "reconnect_timeout_ms", serialize_with = "ser::ms")
+        )]
         reconnect_timeout: Duration,
     },
     /// A connection request was refused with a 3-byte response.
     Rejected {
-        /// The connection (already told to close).
-        conn: ConnectionId,
         /// The code sent.
+        #[cfg_attr(feature = "serde", serde(serialize_with = "ser::code"))]
         code: ResponseCode,
         /// Why, for logs.
         reason: String,
     },
     /// A session was resumed on a new connection (105 or 106).
     Reconnected {
-        /// The new connection.
-        conn: ConnectionId,
-        /// The session.
-        session_id: SessionId,
         /// 105, or 106 when the messages the client missed were no longer buffered.
+        #[cfg_attr(feature = "serde", serde(serialize_with = "ser::code"))]
         code: ResponseCode,
         /// How many buffered messages were sent again after the response.
         resent: usize,
         /// The connection the session was taken over from, if it was still attached.
+        #[cfg_attr(feature = "serde", serde(rename = "replaced_conn"))]
         replaced: Option<ConnectionId>,
     },
     /// A client message the server does not handle itself: topic messages, stray answers,
     /// messages of the wrong direction, one-way requests of known services.
     MessageReceived {
-        /// The connection.
-        conn: ConnectionId,
-        /// The session.
-        session_id: SessionId,
         /// The message.
+        #[cfg_attr(feature = "serde", serde(skip))]
         message: Message,
     },
     /// A request to a service registered with [`Server::register_service`]: answer it with
     /// [`Server::send`] (`ServiceResponse` or `ServiceError` with the same cid) unless the
     /// cid is 0.
     ServiceRequest {
-        /// The connection.
-        conn: ConnectionId,
-        /// The session.
-        session_id: SessionId,
         /// Which service.
         service: ServiceId,
         /// The client's conversation id.
         cid: i64,
         /// The request payload.
+        #[cfg_attr(feature = "serde", serde(skip))]
         payload: Bytes,
     },
     /// A request to a service the server does not provide; it was answered with
     /// SERVICE_ERROR reason 100 "Unknown service: N" (unless its cid was 0).
     UnknownService {
-        /// The connection.
-        conn: ConnectionId,
-        /// The session.
-        session_id: SessionId,
         /// Which service.
         service: ServiceId,
         /// The client's conversation id.
@@ -183,78 +196,78 @@ pub enum ServerEvent {
     },
     /// The client answered a SYSTEM_PING.
     SystemPingAnswered {
-        /// The connection.
-        conn: ConnectionId,
-        /// The session.
-        session_id: SessionId,
         /// The ping's conversation id.
         cid: i64,
         /// From sending the ping to receiving the answer.
+        #[cfg_attr(feature = "serde", serde(rename = "rtt_us", serialize_with = "ser::us"))]
         rtt: Duration,
     },
     /// The client answered a request sent with [`Server::send_request`] (or answered a
     /// SYSTEM_PING with a SERVICE_ERROR).
     ResponseReceived {
-        /// The connection.
-        conn: ConnectionId,
-        /// The session.
-        session_id: SessionId,
         /// The request's conversation id.
         cid: i64,
         /// The service requested.
         service: ServiceId,
         /// From sending the request to receiving the answer.
+        #[cfg_attr(feature = "serde", serde(rename = "rtt_us", serialize_with = "ser::us"))]
         rtt: Duration,
-        /// The `ServiceResponse` or `ServiceError`.
+        /// The `ServiceResponse` or `ServiceError` (shown as `error`: true for the latter).
+        #[cfg_attr(feature = "serde", serde(rename = "error", serialize_with = "ser::is_error"))]
         response: Message,
     },
     /// CHANGE_PRINCIPAL or RE_AUTHENTICATE succeeded.
     PrincipalChanged {
-        /// The connection.
-        conn: ConnectionId,
-        /// The session.
-        session_id: SessionId,
         /// The new principal, `None` for anonymous.
         principal: Option<String>,
     },
     /// The client sent CLOSE_REQUEST; ABORT and a transport close follow.
-    CloseRequested {
-        /// The connection.
-        conn: ConnectionId,
-        /// The session.
-        session_id: SessionId,
-    },
-    /// The session lost its connection and waits for a reconnection.
+    CloseRequested,
+    /// The session lost its connection (the event's `conn`) and waits for a reconnection.
     Detached {
-        /// The connection that was lost.
-        conn: ConnectionId,
-        /// The session.
-        session_id: SessionId,
-        /// When the session is discarded without a reconnection (`None`: never, `r` overflowed).
+        /// When the session is discarded without a reconnection (`None`: never, `r`
+        /// overflowed). Shown as `kept`: whether there is such a time.
+        #[cfg_attr(feature = "serde", serde(rename = "kept", serialize_with = "ser::is_some"))]
         expires: Option<Instant>,
     },
     /// The client broke the protocol; the session is closed (ABORT, then transport close).
     ProtocolError {
-        /// The connection.
-        conn: ConnectionId,
-        /// The session.
-        session_id: SessionId,
         /// What was wrong.
         error: String,
     },
-    /// The session is gone; a reconnection to it gets 117.
+    /// The session is gone (with its connection, the event's `conn`, if it was attached);
+    /// a reconnection to it gets 117.
     SessionClosed {
-        /// The session.
-        session_id: SessionId,
-        /// The connection closed with it, if it was attached.
-        conn: Option<ConnectionId>,
-        /// Why.
+        /// Why: shown as `reason` (words) and `reason_kind` (its name).
+        #[cfg_attr(feature = "serde", serde(flatten))]
         reason: ServerCloseReason,
     },
 }
 
+impl ServerEventKind {
+    /// The kind's name, as `serde` writes it: `connected`, `system_ping_answered`, …
+    pub fn name(&self) -> &'static str {
+        match self {
+            ServerEventKind::Connected { .. } => "connected",
+            ServerEventKind::Rejected { .. } => "rejected",
+            ServerEventKind::Reconnected { .. } => "reconnected",
+            ServerEventKind::MessageReceived { .. } => "message_received",
+            ServerEventKind::ServiceRequest { .. } => "service_request",
+            ServerEventKind::UnknownService { .. } => "unknown_service",
+            ServerEventKind::SystemPingAnswered { .. } => "system_ping_answered",
+            ServerEventKind::ResponseReceived { .. } => "response_received",
+            ServerEventKind::PrincipalChanged { .. } => "principal_changed",
+            ServerEventKind::CloseRequested => "close_requested",
+            ServerEventKind::Detached { .. } => "detached",
+            ServerEventKind::ProtocolError { .. } => "protocol_error",
+            ServerEventKind::SessionClosed { .. } => "session_closed",
+        }
+    }
+}
+
 /// Why the server closed a session.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ServerCloseReason {
     /// The client sent CLOSE_REQUEST.
     ClientRequested,
@@ -281,6 +294,37 @@ pub enum ServerCloseReason {
     Forgotten,
 }
 
+impl ServerCloseReason {
+    /// The reason's name: `client_requested`, `client_unresponsive`, `message_too_large`,
+    /// `protocol_error`, `connection_lost`, `reconnect_timeout`, `reconnection_failed`,
+    /// `aborted` or `forgotten`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ServerCloseReason::ClientRequested => "client_requested",
+            ServerCloseReason::ClientUnresponsive => "client_unresponsive",
+            ServerCloseReason::MessageTooLarge { .. } => "message_too_large",
+            ServerCloseReason::ProtocolError(_) => "protocol_error",
+            ServerCloseReason::ConnectionLost => "connection_lost",
+            ServerCloseReason::ReconnectTimeout => "reconnect_timeout",
+            ServerCloseReason::ReconnectionFailed => "reconnection_failed",
+            ServerCloseReason::Aborted => "aborted",
+            ServerCloseReason::Forgotten => "forgotten",
+        }
+    }
+}
+
+/// `{"reason": <the words>, "reason_kind": <the name>}`.
+#[cfg(feature = "serde")]
+impl serde::Serialize for ServerCloseReason {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(2))?;
+        map.serialize_entry("reason", &self.to_string())?;
+        map.serialize_entry("reason_kind", self.name())?;
+        map.end()
+    }
+}
+
 impl fmt::Display for ServerCloseReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -304,5 +348,45 @@ impl fmt::Display for ServerCloseReason {
             ServerCloseReason::Aborted => f.write_str("aborted by the server"),
             ServerCloseReason::Forgotten => f.write_str("forgotten by the server"),
         }
+    }
+}
+
+/// How the `serde` feature writes the fields of a [`ServerEvent`].
+#[cfg(feature = "serde")]
+mod ser {
+    use std::time::{Duration, Instant};
+
+    use serde::Serializer;
+
+    use crate::handshake::{ProtocolVersion, ResponseCode};
+    use crate::message::Message;
+    use crate::properties::SessionProperties;
+
+    pub(super) fn properties<S: Serializer>(p: &SessionProperties, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(p.iter())
+    }
+
+    pub(super) fn version<S: Serializer>(v: &ProtocolVersion, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u8(v.number())
+    }
+
+    pub(super) fn code<S: Serializer>(c: &ResponseCode, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u8(c.code())
+    }
+
+    pub(super) fn ms<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    pub(super) fn us<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+    }
+
+    pub(super) fn is_error<S: Serializer>(m: &Message, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bool(matches!(m, Message::ServiceError { .. }))
+    }
+
+    pub(super) fn is_some<S: Serializer>(at: &Option<Instant>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bool(at.is_some())
     }
 }

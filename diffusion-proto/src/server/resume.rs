@@ -3,10 +3,12 @@
 
 use std::time::{Duration, Instant};
 
-use super::session::Link;
-use super::{AcceptOutcome, ConnectionId, Server, ServerCloseReason, ServerEvent, ServerOutput};
-use crate::request::{ConnectionParams, ReconnectParams};
-use crate::response::{ConnectionResponse, ResponseCode, SessionGrant};
+use super::session::{Link, SessionTimer};
+use super::{
+    AcceptOutcome, ConnectionId, Server, ServerCloseReason, ServerEvent, ServerEventKind, ServerOutput,
+};
+use crate::handshake::{ConnectionParams, ReconnectParams};
+use crate::handshake::{ConnectionResponse, LastField, ResponseCode, SessionGrant};
 
 impl Server {
     /// A reconnection (`c` present): 117, 118, or resume with 105/106.
@@ -34,10 +36,7 @@ impl Server {
                 "reconnection to a session this server does not know".to_owned(),
             );
         };
-        if let Link::Detached {
-            expires: Some(expires),
-        } = session.link
-        {
+        if let Some(expires) = session.timers.get(SessionTimer::Expiry) {
             if expires <= now {
                 // Expired but not yet swept by handle_timeout.
                 self.close_session(id, ServerCloseReason::ReconnectTimeout, false);
@@ -88,20 +87,24 @@ impl Server {
         session.info.stats.reconnections += 1;
         // A fresh connection gets a fresh chance to answer; pings re-sent below may still be
         // answered under their old cids.
-        session.unanswered = 0;
-        session.next_ping = next_ping;
+        session.requests.unanswered_pings = 0;
+        session.timers.stop_all();
+        if let Some(at) = next_ping {
+            session.timers.set(SessionTimer::Ping, at);
+        }
         let (code, last_field, frames) = match resend {
             Some(frames) => (
                 ResponseCode::Reconnected,
-                u32::try_from(recovery_sequence).unwrap_or(u32::MAX),
+                LastField::RecoverySequence(u32::try_from(recovery_sequence).unwrap_or(u32::MAX)),
                 frames,
             ),
             None => {
-                session.info.client_sequence = 0;
-                session.info.server_sequence = 0;
-                session.recovery.clear();
-                session.outstanding.clear();
-                (ResponseCode::ReconnectedWithMessageLoss, keep_max, Vec::new())
+                session.reset_sequences();
+                (
+                    ResponseCode::ReconnectedWithMessageLoss,
+                    LastField::MaxMessageSize(keep_max),
+                    Vec::new(),
+                )
             }
         };
         let grant = SessionGrant {
@@ -123,12 +126,14 @@ impl Server {
                 .map(|frame| ServerOutput::Transmit { conn, frame }),
         );
         self.connections.insert(conn, id);
-        self.event(ServerEvent::Reconnected {
-            conn,
-            session_id: id,
-            code,
-            resent,
-            replaced,
+        self.event(ServerEvent {
+            conn: Some(conn),
+            session_id: Some(id),
+            kind: ServerEventKind::Reconnected {
+                code,
+                resent,
+                replaced,
+            },
         });
         AcceptOutcome::Accepted {
             session_id: id,

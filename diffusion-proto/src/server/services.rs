@@ -3,11 +3,11 @@
 
 use bytes::{Bytes, BytesMut};
 
-use super::{ConnectionId, Server, ServerEvent};
+use super::{ConnectionId, Server, ServerEvent, ServerEventKind};
 use crate::credentials::Credentials;
+use crate::handshake::ConnectionParams;
+use crate::handshake::SessionId;
 use crate::message::{ErrorReason, Message, ServiceId};
-use crate::request::ConnectionParams;
-use crate::response::SessionId;
 use crate::wire::{self, Reader};
 
 impl Server {
@@ -20,12 +20,14 @@ impl Server {
         payload: Bytes,
     ) {
         if service != ServiceId::USER_PING && self.services.contains(&service) {
-            self.event(ServerEvent::ServiceRequest {
-                conn,
-                session_id: id,
-                service,
-                cid,
-                payload,
+            self.event(ServerEvent {
+                conn: Some(conn),
+                session_id: Some(id),
+                kind: ServerEventKind::ServiceRequest {
+                    service,
+                    cid,
+                    payload,
+                },
             });
             return;
         }
@@ -52,11 +54,10 @@ impl Server {
                 if let Some(session) = self.sessions.get_mut(&id) {
                     session.info.stats.unknown_services += 1;
                 }
-                self.event(ServerEvent::UnknownService {
-                    conn,
-                    session_id: id,
-                    service,
-                    cid,
+                self.event(ServerEvent {
+                    conn: Some(conn),
+                    session_id: Some(id),
+                    kind: ServerEventKind::UnknownService { service, cid },
                 });
                 Message::ServiceError {
                     cid,
@@ -141,10 +142,12 @@ impl Server {
                 session.info.principal = params.principal.clone();
                 session.info.properties = params.properties;
             }
-            self.event(ServerEvent::PrincipalChanged {
-                conn,
-                session_id: id,
-                principal: params.principal,
+            self.event(ServerEvent {
+                conn: Some(conn),
+                session_id: Some(id),
+                kind: ServerEventKind::PrincipalChanged {
+                    principal: params.principal,
+                },
             });
         }
         let mut out = BytesMut::with_capacity(1);

@@ -5,10 +5,10 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use super::session::{Link, Session};
+use super::session::SessionTimer;
 use super::{Server, ServerCloseReason};
+use crate::handshake::SessionId;
 use crate::message::{Message, ServiceId};
-use crate::response::SessionId;
 
 impl Server {
     /// Sends the SYSTEM_PINGs that are due, closes unresponsive sessions and discards
@@ -17,30 +17,38 @@ impl Server {
         let due: Vec<SessionId> = self
             .sessions
             .iter()
-            .filter(|(_, s)| s.deadline().is_some_and(|d| d <= now))
+            .filter(|(_, s)| s.timers.next_timeout().is_some_and(|d| d <= now))
             .map(|(id, _)| *id)
             .collect();
         for id in due {
-            let Some(session) = self.sessions.get(&id) else {
+            let Some(session) = self.sessions.get_mut(&id) else {
                 continue;
             };
-            match session.link {
-                Link::Detached { .. } => self.close_session(id, ServerCloseReason::ReconnectTimeout, false),
-                Link::Attached(_) => {
+            match session.timers.take_expired(now, &[]) {
+                Some(SessionTimer::Expiry) => {
+                    self.close_session(id, ServerCloseReason::ReconnectTimeout, false)
+                }
+                Some(SessionTimer::Ping) => {
                     let limit = self.config.unanswered_pings_limit;
-                    if limit > 0 && session.unanswered >= limit {
+                    if limit > 0 && session.requests.unanswered_pings >= limit {
                         self.close_session(id, ServerCloseReason::ClientUnresponsive, true);
                     } else {
                         self.send_system_ping(now, id);
                     }
                 }
+                None => {}
             }
         }
     }
 
-    /// The next instant at which [`Server::handle_timeout`] has work, if any.
+    /// The next instant at which [`Server::handle_timeout`] has work, if any. Read it again
+    /// after every call: any of them may move it.
+    #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.sessions.values().filter_map(Session::deadline).min()
+        self.sessions
+            .values()
+            .filter_map(|s| s.timers.next_timeout())
+            .min()
     }
 
     fn send_system_ping(&mut self, now: Instant, id: SessionId) {
@@ -48,18 +56,19 @@ impl Server {
         let Some(session) = self.sessions.get_mut(&id) else {
             return;
         };
-        let cid = session.alloc_cid();
-        session.track(cid, ServiceId::SYSTEM_PING, now);
-        session.unanswered = session.unanswered.saturating_add(1);
+        let cid = session.requests.start(ServiceId::SYSTEM_PING, now);
+        session.requests.unanswered_pings = session.requests.unanswered_pings.saturating_add(1);
         session.info.stats.system_pings_sent += 1;
-        session.next_ping = next_ping;
+        if let Some(at) = next_ping {
+            session.timers.set(SessionTimer::Ping, at);
+        }
         let frame = Message::ServiceRequest {
             service: ServiceId::SYSTEM_PING,
             cid,
             payload: Bytes::new(),
         }
         .to_bytes();
-        session.push_numbered(frame, self.config.recovery_buffer, &mut self.outputs);
+        session.push_numbered(frame, &mut self.outputs);
     }
 
     pub(super) fn ping_deadline(&self, now: Instant) -> Option<Instant> {

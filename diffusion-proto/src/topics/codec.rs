@@ -6,8 +6,8 @@
 
 use bytes::{Bytes, BytesMut};
 
+use crate::handshake::{ProtocolVersion, SessionId};
 use crate::message::ServiceId;
-use crate::response::{ProtocolVersion, SessionId};
 use crate::wire::{self, Reader, WireError};
 
 /// A service request or response payload: the bytes after the cid of a SERVICE_REQUEST or

@@ -12,7 +12,7 @@ use super::codec::{
 };
 use super::datatype::{DataType, TopicType};
 use super::value::TopicValue;
-use crate::response::ProtocolVersion;
+use crate::handshake::ProtocolVersion;
 use crate::wire::{self, Reader};
 
 /// How deep AND and OR may nest; deeper is refused before it can exhaust the stack.

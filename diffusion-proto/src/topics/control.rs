@@ -9,8 +9,8 @@ use super::codec::{
 use super::constraint::UpdateConstraint;
 use super::datatype::TopicType;
 use super::specification::TopicSpecification;
+use crate::handshake::ProtocolVersion;
 use crate::message::ServiceId;
-use crate::response::ProtocolVersion;
 use crate::wire;
 
 /// TOPIC_ADD (112): create a topic. Errors: 9010 (another specification exists), 9005

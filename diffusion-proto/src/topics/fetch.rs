@@ -13,8 +13,8 @@ use super::codec::{
     ServicePayload,
 };
 use super::datatype::TopicType;
+use crate::handshake::ProtocolVersion;
 use crate::message::ServiceId;
-use crate::response::ProtocolVersion;
 use crate::wire::{self, Reader};
 
 /// "No limit" for the limits of a fetch: the largest int32.

@@ -6,8 +6,8 @@ use bytes::{BufMut, BytesMut};
 
 use super::codec::{decode_all, read_string, EmptyPayload, Field, PayloadError, ServiceCall, ServicePayload};
 use super::specification::TopicSpecification;
+use crate::handshake::ProtocolVersion;
 use crate::message::ServiceId;
-use crate::response::ProtocolVersion;
 use crate::wire::{self, Reader};
 
 macro_rules! selector_request {

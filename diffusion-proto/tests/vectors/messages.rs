@@ -1,7 +1,7 @@
 //! `messages.json` and `services.json` against `Message`, `ServiceId` and `ErrorReason`.
 
 use bytes::{Bytes, BytesMut};
-use diffusion_proto::message::type_code;
+use diffusion_proto::type_code;
 use diffusion_proto::wire::{self, Reader};
 use diffusion_proto::{Credentials, ErrorReason, Message, MessageError, ServiceId};
 

@@ -1,7 +1,7 @@
 //! `properties.json` against `SessionProperties`, `validate_key` and `CLIENT_SETTABLE_FIXED`.
 
-use diffusion_proto::properties::{validate_key, CLIENT_SETTABLE_FIXED};
-use diffusion_proto::request::encode_component;
+use diffusion_proto::encode_component;
+use diffusion_proto::{validate_key, CLIENT_SETTABLE_FIXED};
 use diffusion_proto::{ConnectionParams, PropertyError, SessionProperties};
 
 use crate::json::{load, V};

@@ -7,7 +7,7 @@
 //! - the JavaScript client's path rule (append `/diffusion` to a custom path) is not ours:
 //!   we resolve URLs the Python (RFC 3986) way, so those path cases check only the query.
 
-use diffusion_proto::request::{encode_component, CAPABILITIES};
+use diffusion_proto::encode_component;
 use diffusion_proto::{
     ConnectionParams, Credentials, ParamError, ProtocolVersion, ReconnectParams, SessionProperties,
     SessionToken, WebSocketUrl,
@@ -86,7 +86,7 @@ fn python_header_encoder() {
     let doc = load("connection_request.json");
     let enc = doc.root().get("python_encoder");
     let mut checked = 0;
-    assert_eq!(CAPABILITIES, 8);
+    assert_eq!(ConnectionParams::CAPABILITIES, 8);
 
     for name in ["connect", "reconnect"] {
         let e = enc.get(name);
