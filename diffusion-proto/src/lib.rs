@@ -60,7 +60,7 @@ pub use reconnect::{Backoff, FixedDelay, ReconnectAction, ReconnectConfig, Recon
 pub use server::{
     AcceptOutcome, AllowAll, Authenticator, ConnectionId, CounterEntropy, Entropy, Server, ServerCloseReason,
     ServerConfig, ServerEvent, ServerEventKind, ServerOutput, ServerStats, SessionInfo, SessionStats,
-    UpgradeRequest, UserTable,
+    SubscriptionInfo, TopicInfo, TopicSent, TopicStats, TopicTreeError, UpgradeRequest, UserTable,
 };
 pub use state::{CloseReason, ClosedBy, SessionState};
 pub use topics::{

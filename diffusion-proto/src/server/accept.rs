@@ -7,6 +7,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 
 use super::session::{Link, ServerRequests, Session, SessionTimer};
+use super::topics::SessionTopics;
 use super::{
     AcceptOutcome, ConnectionId, Server, ServerEvent, ServerEventKind, ServerOutput, SessionInfo,
     SessionStats, UpgradeRequest,
@@ -147,6 +148,7 @@ impl Server {
             timers: TimerTable::default(),
             sent: RecoveryBuffer::new(self.config.recovery_buffer),
             requests: ServerRequests::default(),
+            topics: SessionTopics::default(),
         };
         if let Some(at) = self.ping_deadline(now) {
             session.timers.set(SessionTimer::Ping, at);

@@ -68,6 +68,7 @@ impl Server {
             return;
         };
         self.tokens.remove(session.token.as_bytes());
+        self.topics.remove_subscriber(id, &session.topics);
         let mut stats = session.info.stats;
         let conn = match session.link {
             Link::Attached(conn) => {

@@ -21,6 +21,18 @@ pub struct ServerConfig {
     /// How many server→client messages each session keeps for re-sending after a
     /// reconnection. Default 1024; 0 keeps none (any loss then answers 106).
     pub recovery_buffer: usize,
+    /// Whether a topic update may reach subscribers as a binary delta (when the type and
+    /// properties allow it and the delta is shorter than the value, TOPICS §3.6). Default
+    /// true; false sends every update as a whole value.
+    pub topic_deltas: bool,
+    /// The most topics the tree holds; adding one more fails with 9007. Default 100 000.
+    pub max_topics: usize,
+    /// The longest topic value in bytes; a longer update fails with 501. Default 1 MiB.
+    /// (Values arriving from clients are also bounded by `max_message_size`.)
+    pub max_topic_value_size: usize,
+    /// The most selectors one session holds, all scopes together; one more SUBSCRIBE fails
+    /// with 111. Default 1 000.
+    pub max_selectors_per_session: usize,
 }
 
 impl Default for ServerConfig {
@@ -31,6 +43,10 @@ impl Default for ServerConfig {
             server_id: 0x1122_3344_5566_7788,
             unanswered_pings_limit: 2,
             recovery_buffer: 1024,
+            topic_deltas: true,
+            max_topics: 100_000,
+            max_topic_value_size: 1 << 20,
+            max_selectors_per_session: 1_000,
         }
     }
 }

@@ -22,6 +22,7 @@ mod resume;
 mod services;
 mod session;
 mod timers;
+mod topics;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
@@ -33,10 +34,12 @@ pub use auth::{AllowAll, Authenticator, CounterEntropy, Entropy, UserTable};
 pub use config::{ConnectionId, ServerConfig, UpgradeRequest};
 pub use output::{AcceptOutcome, ServerCloseReason, ServerEvent, ServerEventKind, ServerOutput};
 pub use session::{ServerStats, SessionInfo, SessionStats};
+pub use topics::{SubscriptionInfo, TopicInfo, TopicSent, TopicStats, TopicTreeError};
 
 use crate::handshake::SessionId;
 use crate::message::{Message, ServiceId};
 use session::{Link, Session};
+use topics::TopicTree;
 
 /// The server side of every session, as one sans-IO value.
 ///
@@ -110,8 +113,58 @@ use session::{Link, Session};
 /// - Built-in services: USER_PING (56); GET_OWN_SESSION_PROPERTIES (202), answered `01` +
 ///   map of `$SessionId`, `$Principal`, `$ClientType` and the proposed properties;
 ///   CHANGE_PRINCIPAL (5) and RE_AUTHENTICATE (203), checked with the [`Authenticator`] and
-///   answered with a boolean. Any other service, unless registered, gets SERVICE_ERROR
-///   reason 100 "Unknown service: N".
+///   answered with a boolean; the topic services (below). Any other service, unless
+///   registered, gets SERVICE_ERROR reason 100 "Unknown service: N".
+///
+/// # Topics (TOPICS.md §9), and the decisions where the real server is unknown
+///
+/// One topic tree is shared by all sessions; [`Server::add_topic`], [`Server::set_topic`],
+/// [`Server::remove_topics`] act on it as client requests do, and [`Server::topics`],
+/// [`Server::subscriptions`] and [`Server::topic_stats`] show it. Topic ids start at 1, are
+/// unique per server and never reused, and a topic has the same id in every session, so each
+/// notification, value and delta frame is encoded once and shared by its subscribers. Limits:
+/// [`ServerConfig::max_topics`], [`ServerConfig::max_topic_value_size`],
+/// [`ServerConfig::max_selectors_per_session`].
+///
+/// - Error reasons (Q1): invalid path (empty, leading or trailing `/`, empty segment) 9005;
+///   another specification at the path 9010 (not the legacy 9004); missing topic 503; update
+///   of another type 500; unsatisfied constraint 9012, also for the constraints this server
+///   cannot evaluate (locks: no session holds one here; partial JSON); TIME_SERIES and
+///   UNKNOWN topics 9006 (RECORD_V2 values are kept as opaque bytes); the topic limit, or
+///   running out of ids, 9007; a value over the limit 501; a session's selector limit 111; a
+///   payload that does not decode, or a selector that does not parse, 106. Values are stored
+///   as given, not checked against the type (`VALIDATE_VALUES` is not honoured).
+/// - NOTIFY_SUBSCRIPTION and NOTIFY_UNSUBSCRIPTION are one-way, cid 0 (Q3); the Python
+///   client's `0600` answers to them are ignored.
+/// - Order (Q4): the requester's answer comes first, then the notifications, values and
+///   unsubscriptions the request causes (also for TOPIC_REMOVAL, whose count is known first).
+///   A SUBSCRIBE notifies newly selected topics in path order, each NOTIFY_SUBSCRIPTION
+///   followed by the topic's value if it has one; an added topic is notified to each session
+///   that selects it, in session id order.
+/// - Reconnection (Q2): after 105 nothing is notified again (the recovery buffer re-sends
+///   what was lost); after 106 every topic the session holds is notified again with its
+///   current value, in topic id order. Selectors and subscriptions are kept across both.
+/// - Scopes (Q5): each scope is an independent set of selectors; a session holds a topic
+///   while a selector of any scope selects it, and is notified of it once. Protocol 25 has
+///   only the default scope `""`.
+/// - UNSUBSCRIBE removes exactly that selector (compared in its normalized form, `a` = `>a`)
+///   from that scope; the topics it selected that no remaining selector selects are
+///   unsubscribed with reason 0. A selector the session does not hold changes nothing.
+/// - ADD_AND_SET_TOPIC evaluates its constraint against the path first (so "no topic" fails
+///   with 9012 whatever topic is there), then compares specifications (9010).
+/// - Fetch (Q6): results in path order, filtered by the type bit set and the path range
+///   (byte-wise comparison of paths); a positive limit takes the first n, a negative one the
+///   last n, 0 none; the answer is also cut before its estimated size (path + value + 16
+///   bytes per result) passes the request's maximum result size or `max_message_size`;
+///   `has more` is true whenever matching topics were left out. The deep-branch parameters
+///   and "unpublished delayed topics" are ignored. Sizes (protocol 28 and later, when asked)
+///   are the value's length, none for a topic without a value.
+/// - Deltas (Q9): an update reaches subscribers as TOPIC_DELTA when
+///   [`ServerConfig::topic_deltas`] is on, the type has binary deltas (not INT64 or DOUBLE),
+///   `PUBLISH_VALUES_ONLY` and `DONT_RETAIN_VALUE` are not `true`, the topic had a value, and
+///   the delta (common prefix and suffix kept, the middle inserted) is shorter than the value;
+///   it is computed once per update for all subscribers, who all hold the previous value.
+///   An unchanged value sends nothing (never the no-change delta `f6`).
 pub struct Server {
     config: ServerConfig,
     authenticator: Box<dyn Authenticator + Send>,
@@ -125,6 +178,8 @@ pub struct Server {
     outputs: VecDeque<ServerOutput>,
     /// Counters of closed sessions, and of the server itself.
     stats: ServerStats,
+    /// The topics all sessions share (each session's subscriptions are in its `Session`).
+    topics: TopicTree,
 }
 
 impl fmt::Debug for Server {
@@ -135,6 +190,7 @@ impl fmt::Debug for Server {
             .field("connections", &self.connections.len())
             .field("registered_services", &self.services)
             .field("queued_outputs", &self.outputs.len())
+            .field("topics", &self.topics.stats().topics)
             .finish()
     }
 }
@@ -156,6 +212,7 @@ impl Server {
             services: BTreeSet::new(),
             outputs: VecDeque::new(),
             stats: ServerStats::default(),
+            topics: TopicTree::default(),
         }
     }
 

@@ -2,6 +2,7 @@
 //! out, the [`ServerEvent`]s for tests and logs, and [`ServerCloseReason`].
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -9,10 +10,12 @@ use bytes::Bytes;
 use super::ConnectionId;
 #[cfg(doc)]
 use super::Server;
+use super::TopicSent;
 use crate::handshake::ParameterCarrier;
 use crate::handshake::{ProtocolVersion, ResponseCode, SessionId};
-use crate::message::{Message, ServiceId};
+use crate::message::{ErrorReason, Message, ServiceId};
 use crate::properties::SessionProperties;
+use crate::topics::{TopicType, UnsubscribeReason};
 
 /// What [`Server::accept`] decided (the connection response itself is queued as output).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -242,6 +245,96 @@ pub enum ServerEventKind {
         #[cfg_attr(feature = "serde", serde(flatten))]
         reason: ServerCloseReason,
     },
+    /// SUBSCRIBE: the session holds the selector in the scope (notifications follow as
+    /// [`ServerEventKind::TopicSubscribed`]).
+    Subscribe {
+        /// The selector as sent.
+        selector: String,
+        /// The scope (protocol 29), `""` for the default.
+        scope: String,
+    },
+    /// UNSUBSCRIBE: the session no longer holds the selector in the scope.
+    Unsubscribe {
+        /// The selector as sent.
+        selector: String,
+        /// The scope.
+        scope: String,
+    },
+    /// The session was notified of a topic (NOTIFY_SUBSCRIPTION, then its value): after a
+    /// SUBSCRIBE, when a topic it selects is added, or again after a 106.
+    TopicSubscribed {
+        /// The topic id.
+        topic_id: i32,
+        /// The path.
+        #[cfg_attr(feature = "serde", serde(serialize_with = "ser::text"))]
+        path: Arc<str>,
+    },
+    /// The session was told it no longer holds a topic (NOTIFY_UNSUBSCRIPTION).
+    TopicUnsubscribed {
+        /// The topic id.
+        topic_id: i32,
+        /// The path.
+        #[cfg_attr(feature = "serde", serde(serialize_with = "ser::text"))]
+        path: Arc<str>,
+        /// Why: `requested` or `removal`.
+        #[cfg_attr(feature = "serde", serde(serialize_with = "ser::unsubscribe_reason"))]
+        reason: UnsubscribeReason,
+    },
+    /// A topic was created (by the event's session, or through [`Server::add_topic`] when it
+    /// has none).
+    TopicAdded {
+        /// The new topic's id.
+        topic_id: i32,
+        /// The path.
+        #[cfg_attr(feature = "serde", serde(serialize_with = "ser::text"))]
+        path: Arc<str>,
+        /// The type, shown by name (`JSON`, `STRING`, …).
+        #[cfg_attr(feature = "serde", serde(serialize_with = "ser::topic_type"))]
+        topic_type: TopicType,
+    },
+    /// A topic's value was set, and how the subscribers got it.
+    TopicSet {
+        /// The topic id.
+        topic_id: i32,
+        /// The path.
+        #[cfg_attr(feature = "serde", serde(serialize_with = "ser::text"))]
+        path: Arc<str>,
+        /// `value`, `delta`, or `nothing` (unchanged, or no subscriber).
+        sent: TopicSent,
+        /// The new value's length in bytes.
+        value_size: usize,
+        /// The delta's length in bytes, when one was sent.
+        delta_size: Option<usize>,
+        /// How many sessions subscribe.
+        subscribers: usize,
+    },
+    /// A topic was removed; its subscribers got [`ServerEventKind::TopicUnsubscribed`].
+    TopicRemoved {
+        /// The topic id (never given again).
+        topic_id: i32,
+        /// The path.
+        #[cfg_attr(feature = "serde", serde(serialize_with = "ser::text"))]
+        path: Arc<str>,
+    },
+    /// FETCH_QUERY was answered.
+    Fetch {
+        /// The selector as sent.
+        selector: String,
+        /// How many topics the answer holds.
+        results: usize,
+        /// Whether more matched than were returned.
+        has_more: bool,
+    },
+    /// A topic request was refused with SERVICE_ERROR (sent unless its cid was 0).
+    TopicRequestFailed {
+        /// Which service.
+        service: ServiceId,
+        /// The reason sent, e.g. 9012.
+        #[cfg_attr(feature = "serde", serde(serialize_with = "ser::error_reason"))]
+        reason: ErrorReason,
+        /// The description sent.
+        error: String,
+    },
 }
 
 impl ServerEventKind {
@@ -261,6 +354,15 @@ impl ServerEventKind {
             ServerEventKind::Detached { .. } => "detached",
             ServerEventKind::ProtocolError { .. } => "protocol_error",
             ServerEventKind::SessionClosed { .. } => "session_closed",
+            ServerEventKind::Subscribe { .. } => "subscribe",
+            ServerEventKind::Unsubscribe { .. } => "unsubscribe",
+            ServerEventKind::TopicSubscribed { .. } => "topic_subscribed",
+            ServerEventKind::TopicUnsubscribed { .. } => "topic_unsubscribed",
+            ServerEventKind::TopicAdded { .. } => "topic_added",
+            ServerEventKind::TopicSet { .. } => "topic_set",
+            ServerEventKind::TopicRemoved { .. } => "topic_removed",
+            ServerEventKind::Fetch { .. } => "fetch",
+            ServerEventKind::TopicRequestFailed { .. } => "topic_request_failed",
         }
     }
 }
@@ -354,13 +456,15 @@ impl fmt::Display for ServerCloseReason {
 /// How the `serde` feature writes the fields of a [`ServerEvent`].
 #[cfg(feature = "serde")]
 mod ser {
+    use std::sync::Arc;
     use std::time::{Duration, Instant};
 
     use serde::Serializer;
 
     use crate::handshake::{ProtocolVersion, ResponseCode};
-    use crate::message::Message;
+    use crate::message::{ErrorReason, Message};
     use crate::properties::SessionProperties;
+    use crate::topics::{TopicType, UnsubscribeReason};
 
     pub(super) fn properties<S: Serializer>(p: &SessionProperties, s: S) -> Result<S::Ok, S::Error> {
         s.collect_map(p.iter())
@@ -388,5 +492,21 @@ mod ser {
 
     pub(super) fn is_some<S: Serializer>(at: &Option<Instant>, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_bool(at.is_some())
+    }
+
+    pub(super) fn text<S: Serializer>(t: &Arc<str>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(t)
+    }
+
+    pub(super) fn unsubscribe_reason<S: Serializer>(r: &UnsubscribeReason, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(r.name())
+    }
+
+    pub(super) fn topic_type<S: Serializer>(t: &TopicType, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(t.name())
+    }
+
+    pub(super) fn error_reason<S: Serializer>(r: &ErrorReason, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_i32(r.0)
     }
 }

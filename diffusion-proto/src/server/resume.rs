@@ -135,6 +135,9 @@ impl Server {
                 replaced,
             },
         });
+        if code == ResponseCode::ReconnectedWithMessageLoss {
+            self.renotify_topics(id);
+        }
         AcceptOutcome::Accepted {
             session_id: id,
             code,

@@ -31,6 +31,9 @@ impl Server {
             });
             return;
         }
+        if Self::is_topic_service(service) {
+            return self.topic_request(conn, id, service, cid, payload);
+        }
         let reply = match service {
             ServiceId::USER_PING => {
                 if cid != 0 {

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use super::topics::SessionTopics;
 use super::{ConnectionId, ServerOutput};
 use crate::handshake::{ProtocolVersion, SessionId, SessionToken};
 use crate::message::ServiceId;
@@ -182,6 +183,8 @@ pub(super) struct Session {
     /// Numbered frames kept for re-sending: contiguous, ending at `info.server_sequence`.
     pub(super) sent: RecoveryBuffer,
     pub(super) requests: ServerRequests,
+    /// Selectors and subscribed topics.
+    pub(super) topics: SessionTopics,
 }
 
 impl Session {

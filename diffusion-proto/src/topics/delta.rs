@@ -162,9 +162,19 @@ pub fn apply_delta(old: &[u8], delta: &[u8], max_len: usize) -> Result<Vec<u8>, 
 /// # Ok::<(), diffusion_proto::DeltaError>(())
 /// ```
 pub fn produce_delta(old: &[u8], new: &[u8]) -> Option<Vec<u8>> {
+    let mut delta = Vec::new();
+    append_delta(old, new, &mut delta).then_some(delta)
+}
+
+/// [`produce_delta`] written after what `out` holds (a frame's header, so a server builds a
+/// TOPIC_DELTA frame in one allocation): true when a delta was appended; false, with `out`
+/// as it was, when the value is unchanged or the delta would not be shorter than `new`.
+pub(crate) fn append_delta(old: &[u8], new: &[u8], out: &mut Vec<u8>) -> bool {
     if old == new {
-        return None;
+        return false;
     }
+    let start = out.len();
+    out.reserve(new.len());
     let prefix = old.iter().zip(new).take_while(|(a, b)| a == b).count();
     let suffix = old[prefix..]
         .iter()
@@ -173,7 +183,7 @@ pub fn produce_delta(old: &[u8], new: &[u8]) -> Option<Vec<u8>> {
         .take_while(|(a, b)| a == b)
         .count();
     let inserted = &new[prefix..new.len() - suffix];
-    let mut e = Encoder::new(Vec::with_capacity(new.len()));
+    let mut e = Encoder::new(&mut *out);
     // Writing to a Vec cannot fail.
     if prefix > 0 {
         let _ = e.u64(0).and_then(|e| e.u64(prefix as u64));
@@ -186,9 +196,13 @@ pub fn produce_delta(old: &[u8], new: &[u8]) -> Option<Vec<u8>> {
             .u64((old.len() - suffix) as u64)
             .and_then(|e| e.u64(suffix as u64));
     }
-    let delta = e.into_writer();
-    // An empty script (new is empty) is never shorter than the value, so never returned.
-    (delta.len() < new.len()).then_some(delta)
+    // An empty script (new is empty) is never shorter than the value, so never kept.
+    if out.len() - start < new.len() {
+        true
+    } else {
+        out.truncate(start);
+        false
+    }
 }
 
 #[cfg(test)]

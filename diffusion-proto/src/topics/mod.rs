@@ -28,6 +28,7 @@ pub use control::{
     SetTopicRequest,
 };
 pub use datatype::{DataType, TopicType};
+pub(crate) use delta::append_delta;
 pub use delta::{apply_delta, produce_delta, DeltaError};
 pub use fetch::{
     FetchRange, FetchRequest, FetchResponse, FetchResult, TopicSize, TopicTypeSet, FETCH_NO_LIMIT,
