@@ -59,20 +59,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use diffusion_proto::{ResponseCode, Server, ServerConfig, ServiceId, SessionId, UserTable};
+use diffusion_proto::{ResponseCode, Server, ServerConfig, ServerOutput, ServiceId, SessionId, UserTable};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
 
 pub use crate::log::{Direction, FaultAction, LogEntry, LogKind, Side};
-pub use crate::options::{DropKind, Fault, Malformed, Options};
+pub use crate::options::{DropKind, Fault, Malformed, Options, TopicSeed};
 pub use crate::shared::Stats;
 pub use crate::tls::TlsIdentity;
 #[cfg(feature = "tls")]
 pub use crate::tls::{self_signed, try_self_signed};
 pub use crate::upgrade::UpgradeLog;
 pub use diffusion_proto::REDACTED;
-pub use diffusion_proto::{ServerCloseReason, ServerEvent, ServerEventKind, SessionInfo, SessionStats};
+pub use diffusion_proto::{
+    ServerCloseReason, ServerEvent, ServerEventKind, SessionInfo, SessionStats, TopicInfo, TopicSent,
+};
 
 use crate::conn::{ConnSetup, Input};
 use crate::faults::Faults;
@@ -129,9 +131,19 @@ impl TestServer {
         let config = ServerConfig {
             ping_period: options.ping_period,
             max_message_size: options.max_message_size,
+            topic_deltas: options.deltas,
             ..ServerConfig::default()
         };
-        let server = Server::new(config, Box::new(users), Box::new(hub::entropy()));
+        let mut server = Server::new(config, Box::new(users), Box::new(hub::entropy()));
+        for seed in &options.topics {
+            let added = match &seed.value {
+                Some(value) => {
+                    server.add_and_set_topic(&seed.path, seed.specification.clone(), value.clone())
+                }
+                None => server.add_topic(&seed.path, seed.specification.clone()),
+            };
+            added.map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+        }
 
         let shared = Arc::new(Shared::new(server, options.log_json));
         shared.record(
@@ -141,6 +153,13 @@ impl TestServer {
                 url: url.clone(),
             },
         );
+        // The topics added above, logged after `listening`.
+        let added: Vec<ServerOutput> = std::iter::from_fn(|| lock(&shared.server).poll_output()).collect();
+        for output in added {
+            if let ServerOutput::Event(event) = output {
+                shared.record(None, LogKind::Server(event));
+            }
+        }
         let (inputs_tx, inputs) = mpsc::channel(1024);
         let (control, control_rx) = mpsc::unbounded_channel();
         let hub = tokio::spawn(
@@ -229,6 +248,12 @@ impl TestServer {
     /// date with everything sent: once a client has seen an answer, its effects are here.
     pub fn sessions(&self) -> Vec<SessionInfo> {
         lock(&self.shared.server).sessions().cloned().collect()
+    }
+
+    /// The topics the protocol server holds, in path order, with their values and
+    /// subscriber counts. Up to date with everything sent, like [`TestServer::sessions`].
+    pub fn topics(&self) -> Vec<TopicInfo> {
+        lock(&self.shared.server).topics().collect()
     }
 
     /// One session, attached or detached (principal, properties, version, counters, …).

@@ -12,7 +12,7 @@
 //! | `upgrade` | `path`, `query` (secrets redacted), `params` (name → raw value, secrets redacted), `header_names`, `carrier` (`query`/`headers`), `version`, `client_type`, `principal`, `credentials` (`none`/`password`/`custom`), `properties`, `reconnect`, `parse_error` (when the parameters could not be read) |
 //! | `response` | `code`, `code_name`, `len`, `session_id`, `fault` (the fault that made it, if one did) |
 //! | `message` | `dir` (`in`/`out`), `type`, `type_code`, `service`, `service_name`, `cid`, `len`, `text` (true for a text frame) |
-//! | `session` | the protocol server's event: `session_id` and `kind` (`connected`, `rejected`, `reconnected`, `system_ping_answered`, `session_closed`, …) with its fields (see `diffusion_proto::ServerEventKind`) |
+//! | `session` | the protocol server's event: `session_id` and `kind` (`connected`, `rejected`, `reconnected`, `system_ping_answered`, `session_closed`, …; for topics `subscribe`, `unsubscribe`, `topic_subscribed`, `topic_unsubscribed`, `topic_added`, `topic_set`, `topic_removed`, `fetch`, `topic_request_failed`) with its fields (see `diffusion_proto::ServerEventKind`); topics added with `--topic` are logged right after `listening`, without `session_id` |
 //! | `fault` | `fault` (`dropped`, `stalled`, `silent`) and its fields: `how` (`fin`/`rst`), `after_messages` |
 //! | `close` | `by` (`client`/`server`), `reason`, `close_code` (of a WebSocket close frame) |
 //! | `error` | `message` |

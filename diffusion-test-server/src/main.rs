@@ -16,7 +16,7 @@ use std::time::Duration;
 use clap::builder::TypedValueParser as _;
 use clap::{ArgGroup, CommandFactory, Parser};
 use diffusion_proto::ResponseCode;
-use diffusion_test_server::{DropKind, Fault, Malformed, Options, TestServer};
+use diffusion_test_server::{DropKind, Fault, Malformed, Options, TestServer, TopicSeed};
 use serde_json::json;
 
 /// What `Options::default()` says, for the defaults shown in `--help`.
@@ -28,6 +28,9 @@ Listens on 127.0.0.1 only. Prints JSON lines on stdout, the first one
 {\"event\":\"listening\",\"port\":N,\"url\":\"ws://127.0.0.1:N\",...}; then one per upgrade
 request, connection response, message, answered system ping, session event, fault, close and
 error. Passwords and session tokens are printed as \"<redacted>\". Stops on SIGINT or SIGTERM.
+
+Topics: --topic PATH:TYPE[=VALUE] creates a topic at start (repeatable); TYPE is json, string,
+int64, double or binary, VALUE is read per type (JSON text, the text, a number, hexadecimal).
 
 Faults: at most one of --reject, --drop-after, --stall-after, --no-response and --malformed.
 Passwords: --user puts one on the command line, where every local user can read it;
@@ -87,6 +90,12 @@ struct Cli {
     /// Fault: upgrade, then never send a connection response
     #[arg(long)]
     no_response: bool,
+    /// A topic to create at start (repeatable): TYPE json, string, int64, double or binary
+    #[arg(long = "topic", value_name = "PATH:TYPE[=VALUE]")]
+    topics: Vec<String>,
+    /// Send every topic update as a whole value, never as a binary delta
+    #[arg(long)]
+    no_deltas: bool,
     /// Fault: replace each successful connection response with a malformed one, then close
     #[arg(long, value_name = "KIND",
           value_parser = clap::builder::PossibleValuesParser::new(Malformed::ALL.map(Malformed::name))
@@ -123,6 +132,11 @@ impl Cli {
         for path in &self.users_files {
             users.extend(users::from_file(path)?);
         }
+        let topics = self
+            .topics
+            .iter()
+            .map(|spec| spec.parse::<TopicSeed>())
+            .collect::<Result<Vec<_>, _>>()?;
         let fault = if let Some(code) = self.reject {
             Fault::RejectAll(code)
         } else if let Some(messages) = self.drop_after {
@@ -149,6 +163,8 @@ impl Cli {
                 fault,
                 reconnect_answer: self.reconnect_answer,
                 log_json: true,
+                topics,
+                deltas: !self.no_deltas,
                 ..Options::default()
             },
             tls: self.tls,
@@ -275,6 +291,7 @@ mod tests {
             (d.port, d.ping_period, d.max_message_size, d.fault)
         );
         assert!(o.users.is_empty() && o.log_json && o.reconnect_answer.is_none());
+        assert!(o.topics.is_empty() && o.deltas == d.deltas);
     }
 
     #[test]
@@ -302,6 +319,13 @@ mod tests {
                 "--reconnect-answer",
                 "117",
                 "--tls",
+                "--topic",
+                "t/json:json={\"a\":[1,2]}",
+                "--topic",
+                "t/b:binary=00ff",
+                "--topic",
+                "t/s:string",
+                "--no-deltas",
             ],
             &[("CAROL_PASSWORD", "from the environment")],
         )
@@ -327,6 +351,26 @@ mod tests {
             }
         );
         assert_eq!(o.reconnect_answer, Some(ResponseCode::UnknownSession));
+        let topics: Vec<(&str, &str, Option<&[u8]>)> = o
+            .topics
+            .iter()
+            .map(|t| {
+                (
+                    t.path.as_str(),
+                    t.specification.topic_type().name(),
+                    t.value.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            topics,
+            [
+                ("t/json", "JSON", Some(&b"\xa1\x61a\x82\x01\x02"[..])),
+                ("t/b", "BINARY", Some(&[0x00, 0xff][..])),
+                ("t/s", "STRING", None)
+            ]
+        );
+        assert!(!o.deltas);
         let o = parse(&["--malformed", "text-frame"]).unwrap().options;
         assert_eq!(o.fault, Fault::MalformedResponse(Malformed::TextFrame));
         let o = parse(&["--reject", "123"]).unwrap().options;
@@ -358,6 +402,13 @@ mod tests {
             &["--malformed", "odd"],
             &["--reconnect-answer", "123"],
             &["--reconnect-answer", "x"],
+            &["--topic", "no-type"],
+            &["--topic", "a:text"],
+            &["--topic", "a/:json"],
+            &["--topic", "a:int64=x"],
+            &["--topic", "a:json={"],
+            &["--topic", "a:binary=0g"],
+            &["--no-deltas=yes"],
             &["--verbose"],
         ] {
             assert!(parse(bad).is_err(), "{bad:?}");

@@ -5,7 +5,8 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use diffusion_proto::ResponseCode;
+use bytes::Bytes;
+use diffusion_proto::{DataType, ResponseCode, Server, TopicSpecification, TopicValue};
 
 use crate::tls::TlsIdentity;
 
@@ -34,6 +35,11 @@ pub struct Options {
     pub tls: Option<TlsIdentity>,
     /// Print every log entry as one JSON line on stdout, flushed per line.
     pub log_json: bool,
+    /// Topics the server holds from the start, in this order.
+    pub topics: Vec<TopicSeed>,
+    /// Whether topic updates may reach subscribers as binary deltas (when shorter than the
+    /// value); false sends whole values only.
+    pub deltas: bool,
 }
 
 impl Default for Options {
@@ -47,6 +53,8 @@ impl Default for Options {
             reconnect_answer: None,
             tls: None,
             log_json: false,
+            topics: Vec::new(),
+            deltas: true,
         }
     }
 }
@@ -56,6 +64,63 @@ impl Options {
     pub fn user(mut self, principal: impl Into<String>, password: impl Into<String>) -> Self {
         self.users.push((principal.into(), password.into()));
         self
+    }
+
+    /// Adds a topic the server holds from the start.
+    pub fn topic(mut self, topic: TopicSeed) -> Self {
+        self.topics.push(topic);
+        self
+    }
+}
+
+/// A topic the server holds from the start: `--topic PATH:TYPE[=VALUE]`.
+///
+/// ```
+/// use diffusion_test_server::TopicSeed;
+/// let seed: TopicSeed = r#"prices/json:json={"bid":1.5}"#.parse()?;
+/// assert_eq!(seed.path, "prices/json");
+/// assert_eq!(seed.value.as_deref(), Some(&b"\xa1\x63bid\xfb\x3f\xf8\0\0\0\0\0\0"[..]));
+/// # Ok::<(), String>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicSeed {
+    /// The topic path.
+    pub path: String,
+    /// Its type and properties.
+    pub specification: TopicSpecification,
+    /// Its encoded value, if it starts with one.
+    pub value: Option<Bytes>,
+}
+
+impl FromStr for TopicSeed {
+    type Err = String;
+
+    /// `PATH:TYPE[=VALUE]`: TYPE `json`, `string`, `int64`, `double` or `binary`; VALUE read
+    /// per type (JSON text, the text itself, a number, hexadecimal). PATH may hold `:` but
+    /// not `=`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (head, text) = match s.split_once('=') {
+            Some((head, text)) => (head, Some(text)),
+            None => (s, None),
+        };
+        let Some((path, type_name)) = head.rsplit_once(':') else {
+            return Err(format!("topic {s:?} is not PATH:TYPE[=VALUE]"));
+        };
+        Server::validate_topic_path(path).map_err(|e| e.to_string())?;
+        let data_type = DataType::from_name(type_name)
+            .filter(|d| *d != DataType::RecordV2)
+            .ok_or_else(|| {
+                format!("topic type {type_name:?} is not json, string, int64, double or binary")
+            })?;
+        let value = text
+            .map(|text| TopicValue::from_text(data_type, text).and_then(|v| v.encode()))
+            .transpose()
+            .map_err(|e| format!("topic {path:?}: {e}"))?;
+        Ok(TopicSeed {
+            path: path.to_owned(),
+            specification: TopicSpecification::new(data_type.topic_type()),
+            value,
+        })
     }
 }
 

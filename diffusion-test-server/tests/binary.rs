@@ -6,7 +6,10 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use diffusion_proto::{ConnectionParams, Credentials, ProtocolVersion};
+use diffusion_proto::{
+    ConnectionParams, Credentials, EncodeValue, Message, ProtocolVersion, ServiceCall, ServicePayload,
+    SetTopicRequest, SubscribeRequest, TopicType, UpdateConstraint,
+};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
@@ -213,6 +216,91 @@ async fn program_applies_fault_flags() {
     program.terminate().await;
 }
 
+/// A request frame as a protocol-25 client sends it.
+fn request<C: ServiceCall>(cid: i64, request: &C) -> WsMessage {
+    let message = Message::ServiceRequest {
+        service: C::SERVICE,
+        cid,
+        payload: request.to_bytes(ProtocolVersion::V25).unwrap(),
+    };
+    WsMessage::Binary(message.to_bytes())
+}
+
+async fn next_frame(ws: &mut Ws) -> Vec<u8> {
+    loop {
+        match tokio::time::timeout(WAIT, ws.next()).await.unwrap() {
+            Some(Ok(WsMessage::Binary(frame))) if frame[..2] != [0x00, 0x37] => return frame.to_vec(),
+            Some(Ok(_)) => {}
+            other => panic!("connection ended: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn program_creates_topics_from_flags_and_sends_values_only_without_deltas() {
+    let mut program = Program::spawn(&[
+        "--topic",
+        "t/s:string=hello",
+        "--topic",
+        "t/j:json",
+        "--no-deltas",
+    ]);
+    let port = program.line().await["port"].as_u64().unwrap();
+    for (id, path, topic_type) in [(1, "t/s", "STRING"), (2, "t/j", "JSON")] {
+        let added = program.line().await;
+        assert_eq!(
+            (
+                &added["event"],
+                &added["kind"],
+                &added["topic_id"],
+                &added["path"],
+                &added["topic_type"]
+            ),
+            (
+                &"session".into(),
+                &"topic_added".into(),
+                &id.into(),
+                &path.into(),
+                &topic_type.into()
+            ),
+            "{added}"
+        );
+    }
+    let (mut ws, _) = connect_v25(port, "", "").await;
+    ws.send(request(1, &SubscribeRequest::new("?t//"))).await.unwrap();
+    assert_eq!(next_frame(&mut ws).await, [0x06, 0x01]);
+    // Path order: t/j (2, no value), then t/s (1) and its value.
+    assert_eq!(next_frame(&mut ws).await, b"\x00\x57\x00\x02\x03t/j\x0f\x00");
+    assert_eq!(next_frame(&mut ws).await, b"\x00\x57\x00\x01\x03t/s\x11\x00");
+    assert_eq!(next_frame(&mut ws).await, b"\x04\x00\x00\x00\x01\x65hello");
+    let long = |c: &str| format!("{}{c}", "x".repeat(40)).encode_value().unwrap();
+    for (cid, value) in [(2, long("a")), (3, long("b"))] {
+        let set = SetTopicRequest {
+            path: "t/s".into(),
+            topic_type: TopicType::String,
+            value: value.clone(),
+            constraint: UpdateConstraint::Unconstrained,
+        };
+        ws.send(request(cid, &set)).await.unwrap();
+        assert_eq!(next_frame(&mut ws).await, [0x06, cid as u8]);
+        // A one-byte change, still a whole value.
+        let frame = next_frame(&mut ws).await;
+        assert_eq!((frame[0], &frame[5..]), (0x04, &value[..]));
+    }
+    let set = program
+        .until(|v| v["kind"] == "topic_set" && v["value_size"] == 43)
+        .await;
+    assert_eq!((&set["sent"], &set["subscribers"]), (&"value".into(), &1.into()));
+    program.terminate().await;
+}
+
+#[test]
+fn bad_topic_flags_are_usage_errors() {
+    let (code, out, err) = run_to_end(&["--topic", "a//b:json"]);
+    assert_eq!((code, out.as_str()), (Some(2), ""));
+    assert!(err.contains("a//b"), "{err}");
+}
+
 #[cfg(feature = "tls")]
 #[tokio::test]
 async fn program_with_tls_writes_its_certificate() {
@@ -249,6 +337,8 @@ fn help_goes_to_stdout_with_every_flag_and_its_default() {
         "--stall-after <N>",
         "--no-response",
         "--malformed <KIND>",
+        "--topic <PATH:TYPE[=VALUE]>",
+        "--no-deltas",
     ] {
         assert_eq!(
             out.lines().filter(|l| l.trim_start().starts_with(flag)).count(),

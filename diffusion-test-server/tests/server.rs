@@ -835,3 +835,31 @@ async fn a_failed_websocket_upgrade_is_logged_as_an_error() {
     assert_eq!((server.stats().connections, server.stats().upgrades), (1, 0));
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn topics_given_at_start_are_held_and_logged() {
+    let seed: diffusion_test_server::TopicSeed = "t/n:int64=42".parse().unwrap();
+    let server = start(Options::default().topic(seed)).await;
+    let topics = server.topics();
+    assert_eq!(topics.len(), 1);
+    assert_eq!(
+        (&*topics[0].path, topics[0].id, topics[0].value.as_deref()),
+        ("t/n", 1, Some(&[0x18, 0x2a][..]))
+    );
+    assert!(server.log().iter().any(|e| matches!(
+        &e.kind,
+        LogKind::Server(ServerEvent {
+            kind: ServerEventKind::TopicAdded { topic_id: 1, .. },
+            session_id: None,
+            ..
+        })
+    )));
+    let taken = TestServer::start(
+        Options::default()
+            .topic("t/n:json".parse().unwrap())
+            .topic("t/n:string".parse().unwrap()),
+    )
+    .await;
+    assert_eq!(taken.unwrap_err().kind(), std::io::ErrorKind::InvalidInput);
+    server.shutdown().await;
+}

@@ -89,6 +89,16 @@ pub enum ValueError {
     /// Values of this datatype are not decoded by this crate (RECORD_V2).
     #[error("{0} values are not supported")]
     Unsupported(DataType),
+    /// A text is not a value of the datatype ([`TopicValue::from_text`]).
+    #[error("{text:?} is not a {data_type} value: {reason}")]
+    Text {
+        /// The datatype asked for.
+        data_type: DataType,
+        /// The text.
+        text: String,
+        /// What is wrong, e.g. `expected a hexadecimal string`.
+        reason: String,
+    },
 }
 
 /// A Rust type topic values and messaging payloads can be read as.
@@ -309,6 +319,39 @@ impl TopicValue {
             DataType::Int64 => cbor::decode_int64(bytes)?.map_or(TopicValue::NoValue, TopicValue::Int64),
             DataType::Double => cbor::decode_double(bytes)?.map_or(TopicValue::NoValue, TopicValue::Double),
             DataType::Binary => TopicValue::Binary(bytes.clone()),
+            DataType::RecordV2 => return Err(ValueError::Unsupported(data_type)),
+        })
+    }
+
+    /// Reads a value of `data_type` from command-line text, as the `diffusion` tool and the
+    /// test server's `--topic` read it: `json` JSON text, `string` the text itself, `int64`
+    /// and `double` a number, `binary` hexadecimal.
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use diffusion_proto::{DataType, TopicValue};
+    ///
+    /// let v = TopicValue::from_text(DataType::Json, r#"{"a":1}"#)?;
+    /// assert_eq!(v, TopicValue::Json(serde_json::json!({"a": 1})));
+    /// assert_eq!(TopicValue::from_text(DataType::Int64, "42")?, TopicValue::Int64(42));
+    /// assert_eq!(TopicValue::from_text(DataType::Binary, "00ff")?, TopicValue::Binary(Bytes::from_static(&[0, 255])));
+    /// assert!(TopicValue::from_text(DataType::Double, "one").is_err());
+    /// # Ok::<(), diffusion_proto::ValueError>(())
+    /// ```
+    pub fn from_text(data_type: DataType, text: &str) -> Result<TopicValue, ValueError> {
+        let wrong = |reason: String| ValueError::Text {
+            data_type,
+            text: text.to_owned(),
+            reason,
+        };
+        Ok(match data_type {
+            DataType::Json => TopicValue::Json(serde_json::from_str(text).map_err(|e| wrong(e.to_string()))?),
+            DataType::String => TopicValue::String(text.to_owned()),
+            DataType::Int64 => TopicValue::Int64(text.trim().parse().map_err(|e| wrong(format!("{e}")))?),
+            DataType::Double => TopicValue::Double(text.trim().parse().map_err(|e| wrong(format!("{e}")))?),
+            DataType::Binary => {
+                TopicValue::Binary(hex::decode(text.trim()).map_err(|e| wrong(e.to_string()))?.into())
+            }
             DataType::RecordV2 => return Err(ValueError::Unsupported(data_type)),
         })
     }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::error::TopicTreeError;
-use super::tree::Topic;
+use super::tree::{validate_path, Topic};
 use super::Origin;
 use crate::handshake::SessionId;
 use crate::server::Server;
@@ -152,6 +152,18 @@ impl Server {
     /// are told (reason 2). Returns how many were removed.
     pub fn remove_topics(&mut self, selector: &str) -> Result<usize, TopicTreeError> {
         self.remove_topics_from(Origin::Api, selector)
+    }
+
+    /// Checks a topic path as TOPIC_ADD does (9005): not empty, no leading or trailing `/`,
+    /// no empty segment. For tools that refuse a bad path before they start.
+    ///
+    /// ```
+    /// use diffusion_proto::Server;
+    /// assert!(Server::validate_topic_path("a/b").is_ok());
+    /// assert!(Server::validate_topic_path("a//b").is_err());
+    /// ```
+    pub fn validate_topic_path(path: &str) -> Result<(), TopicTreeError> {
+        validate_path(path)
     }
 
     /// The topic at `path`.
