@@ -7,8 +7,8 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use diffusion_proto::{
-    ConnectionParams, Credentials, EncodeValue, Message, ProtocolVersion, ServiceCall, ServicePayload,
-    SetTopicRequest, SubscribeRequest, TopicType, UpdateConstraint,
+    ConnectionParams, Credentials, EncodeValue, Message, ProtocolVersion, ServiceCall, SetTopicRequest,
+    SubscribeRequest, TopicType, UpdateConstraint,
 };
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
