@@ -139,12 +139,7 @@ impl Server {
                 continue;
             };
             let frame = topic.unsubscription_frame(UnsubscribeReason::Removal);
-            let Server {
-                sessions,
-                topics,
-                outputs,
-                ..
-            } = self;
+            let (sessions, topics, outputs) = self.topic_parts();
             for id in &topic.subscribers {
                 if let Some(session) = sessions.get_mut(id) {
                     unbind(
@@ -202,12 +197,7 @@ impl Server {
         self.respond(origin, Bytes::from_static(CREATED));
         self.origin_event(origin, event);
         // Only now, on add, is a topic matched against every session's selectors.
-        let Server {
-            sessions,
-            topics,
-            outputs,
-            ..
-        } = self;
+        let (sessions, topics, outputs) = self.topic_parts();
         let Some((topic, stats)) = topics.get_mut(path) else {
             return Ok(());
         };
@@ -225,12 +215,7 @@ impl Server {
         self.respond(origin, response);
         let deltas = self.config.topic_deltas;
         let value_size = value.len();
-        let Server {
-            sessions,
-            topics,
-            outputs,
-            ..
-        } = self;
+        let (sessions, topics, outputs) = self.topic_parts();
         let Some((topic, stats)) = topics.get_mut(path) else {
             return;
         };

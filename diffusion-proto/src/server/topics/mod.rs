@@ -17,6 +17,8 @@ mod subscribe;
 mod subscriptions;
 mod tree;
 
+use std::collections::{BTreeMap, VecDeque};
+
 use bytes::Bytes;
 
 pub use api::{SubscriptionInfo, TopicInfo, TopicSent, TopicStats};
@@ -24,7 +26,8 @@ pub use error::TopicTreeError;
 pub(super) use subscriptions::SessionTopics;
 pub(super) use tree::TopicTree;
 
-use super::{ConnectionId, Server, ServerEvent, ServerEventKind};
+use super::session::Session;
+use super::{ConnectionId, Server, ServerEvent, ServerEventKind, ServerOutput};
 use crate::handshake::SessionId;
 use crate::message::Message;
 
@@ -49,6 +52,18 @@ impl Origin {
 }
 
 impl Server {
+    /// The sessions, the tree and the output queue, borrowed apart, for work that touches
+    /// a topic and its subscribers together.
+    fn topic_parts(
+        &mut self,
+    ) -> (
+        &mut BTreeMap<SessionId, Session>,
+        &mut TopicTree,
+        &mut VecDeque<ServerOutput>,
+    ) {
+        (&mut self.sessions, &mut self.topics, &mut self.outputs)
+    }
+
     /// Answers the request, if the operation came from one that awaits an answer.
     fn respond(&mut self, origin: Origin, payload: Bytes) {
         if let Origin::Request { session, cid, .. } = origin {

@@ -5,6 +5,7 @@ use bytes::Bytes;
 
 use super::delivery::{bind, notify, unbind};
 use super::error::TopicTreeError;
+use super::subscriptions::SessionTopics;
 use super::Origin;
 use crate::handshake::SessionId;
 use crate::server::{Server, ServerEventKind};
@@ -20,30 +21,19 @@ impl Server {
         selector: &str,
         scope: &str,
     ) -> Result<(), TopicTreeError> {
-        let selector = Selector::parse(selector)?;
         let limit = self.config.max_selectors_per_session;
-        let Some(session) = self.sessions.get_mut(&id) else {
+        let added = self.change_selectors(
+            origin,
+            id,
+            (selector, scope),
+            |held, s| held.add(scope, s, limit),
+            |selector, scope| ServerEventKind::Subscribe { selector, scope },
+        )?;
+        // A selector held already selects only topics held already.
+        let Some(selector) = added else {
             return Ok(());
         };
-        let added = session.topics.add(scope, &selector, limit)?;
-        self.respond(origin, Bytes::new());
-        self.origin_event(
-            origin,
-            ServerEventKind::Subscribe {
-                selector: selector.as_str().to_owned(),
-                scope: scope.to_owned(),
-            },
-        );
-        if !added {
-            // Every topic a held selector selects is held already.
-            return Ok(());
-        }
-        let Server {
-            sessions,
-            topics,
-            outputs,
-            ..
-        } = self;
+        let (sessions, topics, outputs) = self.topic_parts();
         let Some(session) = sessions.get_mut(&id) else {
             return Ok(());
         };
@@ -66,28 +56,17 @@ impl Server {
         selector: &str,
         scope: &str,
     ) -> Result<(), TopicTreeError> {
-        let selector = Selector::parse(selector)?;
-        let Some(session) = self.sessions.get_mut(&id) else {
+        let removed = self.change_selectors(
+            origin,
+            id,
+            (selector, scope),
+            |held, s| Ok(held.remove(scope, s)),
+            |selector, scope| ServerEventKind::Unsubscribe { selector, scope },
+        )?;
+        let Some(selector) = removed else {
             return Ok(());
         };
-        let removed = session.topics.remove(scope, &selector);
-        self.respond(origin, Bytes::new());
-        self.origin_event(
-            origin,
-            ServerEventKind::Unsubscribe {
-                selector: selector.as_str().to_owned(),
-                scope: scope.to_owned(),
-            },
-        );
-        if !removed {
-            return Ok(());
-        }
-        let Server {
-            sessions,
-            topics,
-            outputs,
-            ..
-        } = self;
+        let (sessions, topics, outputs) = self.topic_parts();
         let Some(session) = sessions.get_mut(&id) else {
             return Ok(());
         };
@@ -113,16 +92,31 @@ impl Server {
         Ok(())
     }
 
+    /// Parses `selector`, applies `change` to the session's selectors, answers, and records
+    /// `event` (selector, scope); the selector when `change` changed something.
+    fn change_selectors(
+        &mut self,
+        origin: Origin,
+        id: SessionId,
+        (selector, scope): (&str, &str),
+        change: impl FnOnce(&mut SessionTopics, &Selector) -> Result<bool, TopicTreeError>,
+        event: fn(String, String) -> ServerEventKind,
+    ) -> Result<Option<Selector>, TopicTreeError> {
+        let parsed = Selector::parse(selector)?;
+        let Some(session) = self.sessions.get_mut(&id) else {
+            return Ok(None);
+        };
+        let changed = change(&mut session.topics, &parsed)?;
+        self.respond(origin, Bytes::new());
+        self.origin_event(origin, event(selector.to_owned(), scope.to_owned()));
+        Ok(changed.then_some(parsed))
+    }
+
     /// After a 106 the client has dropped its topics (TOPICS §2.6): every topic the session
     /// still holds is notified again, with its current value, in id order. The session's
     /// selectors and topics are server state and were kept.
     pub(in crate::server) fn renotify_topics(&mut self, id: SessionId) {
-        let Server {
-            sessions,
-            topics,
-            outputs,
-            ..
-        } = self;
+        let (sessions, topics, outputs) = self.topic_parts();
         let Some(session) = sessions.get_mut(&id) else {
             return;
         };
