@@ -13,8 +13,8 @@ use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use diffusion_proto::{
     AllowAll, ConnectionId, CounterEntropy, EncodeValue, Message, ProtocolVersion, Server, ServerConfig,
-    ServerOutput, ServiceCall, ServicePayload, SetTopicRequest, SubscribeRequest, TopicSpecification,
-    TopicType, UpdateConstraint, UpgradeRequest,
+    ServerOutput, ServiceCall, SetTopicRequest, SubscribeRequest, TopicSpecification, TopicType,
+    UpdateConstraint, UpgradeRequest,
 };
 
 fn frame<C: ServiceCall>(cid: i64, request: &C) -> Bytes {
