@@ -33,9 +33,9 @@ use std::net::SocketAddr;
 
 pub use diffusion_client::{
     Backoff, CloseReason, ClosedBy, Credentials, Error, ErrorReason, FixedDelay, Handler, Lagged,
-    PingDetails, ProtocolVersion, ReconnectAction, ReconnectConfig, ReconnectStrategy, Reply, RequestError,
-    ResponseCode, ServiceId, SessionData, SessionError, SessionId, SessionProperties, SessionState,
-    StateChange, StateChanges, TransportError, UrlError,
+    PingDetails, ProtocolVersion, ProxyUrlError, ReconnectAction, ReconnectConfig, ReconnectStrategy, Reply,
+    RequestError, ResponseCode, ServiceId, SessionData, SessionError, SessionId, SessionProperties,
+    SessionState, StateChange, StateChanges, TransportError, UrlError,
 };
 
 /// The rustls this crate is built with (feature `rustls`), for `tls_config`: naming it
@@ -75,6 +75,14 @@ macro_rules! futures_io_runtime {
 
             fn connect_tcp(addresses: Vec<SocketAddr>) -> impl Future<Output = std::io::Result<transport::Stream>> + Send {
                 transport::connect_tcp(addresses)
+            }
+
+            fn write_all<'a>(stream: &'a mut transport::Stream, bytes: &'a [u8]) -> impl Future<Output = std::io::Result<()>> + Send + 'a {
+                transport::write_all(stream, bytes)
+            }
+
+            fn read<'a>(stream: &'a mut transport::Stream, buffer: &'a mut [u8]) -> impl Future<Output = std::io::Result<usize>> + Send + 'a {
+                transport::read(stream, buffer)
             }
 
             #[cfg(feature = "rustls")]

@@ -8,7 +8,8 @@
 //!
 //! Inside, `session` (the handles) and `driver` (the task that owns the socket and the
 //! protocol core) share only what `shared` defines; streams handed to users are named,
-//! `Unpin` types (`changes`).
+//! `Unpin` types (`changes`); `runtime` opens connections (through an HTTP proxy, `proxy`,
+//! when there is one).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![warn(unreachable_pub)]
@@ -17,6 +18,7 @@ mod changes;
 mod data;
 mod driver;
 mod error;
+mod proxy;
 mod runtime;
 mod session;
 mod shared;
@@ -24,6 +26,7 @@ mod shared;
 pub use changes::{Lagged, StateChanges};
 pub use data::SessionData;
 pub use error::{ConfigError, Error};
+pub use proxy::ProxyUrlError;
 #[cfg(feature = "rustls")]
 pub use runtime::default_tls;
 pub use runtime::{upgrade_request, websocket_config, Runtime, Tls};
