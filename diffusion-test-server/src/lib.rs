@@ -50,7 +50,9 @@ mod faults;
 mod hub;
 mod log;
 mod options;
+mod proxy;
 mod shared;
+mod thread;
 mod tls;
 mod upgrade;
 
@@ -66,7 +68,9 @@ use tokio::task::{JoinHandle, JoinSet};
 
 pub use crate::log::{Direction, FaultAction, LogEntry, LogKind, Side};
 pub use crate::options::{DropKind, Fault, Malformed, Options};
+pub use crate::proxy::{ConnectProxy, ProxyOptions, ProxyRequest};
 pub use crate::shared::Stats;
+pub use crate::thread::ServerThread;
 pub use crate::tls::TlsIdentity;
 #[cfg(feature = "tls")]
 pub use crate::tls::{self_signed, try_self_signed};
