@@ -183,18 +183,23 @@ impl std::fmt::Debug for Tls {
 }
 
 /// The default TLS client: rustls with the ring provider chosen explicitly (so no
-/// process-wide default provider is needed) and the webpki root certificates.
+/// process-wide default provider is needed), trusting the webpki root certificates (Mozilla's,
+/// compiled in) or, with the `platform-verifier` feature, what the operating system trusts
+/// (its verifier on macOS, Windows and Android; elsewhere the system's CA certificates,
+/// `SSL_CERT_FILE` and `SSL_CERT_DIR` honoured). Fails, with the feature, on a machine
+/// whose system store holds no certificate at all.
 #[cfg(feature = "rustls")]
 pub fn default_tls() -> Result<Arc<rustls::ClientConfig>, rustls::Error> {
-    let roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
-    let config =
+    let builder =
         rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-    Ok(Arc::new(config))
+            .with_safe_default_protocol_versions()?;
+    #[cfg(feature = "platform-verifier")]
+    let builder = rustls_platform_verifier::BuilderVerifierExt::with_platform_verifier(builder)?;
+    #[cfg(not(feature = "platform-verifier"))]
+    let builder = builder.with_root_certificates(rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    });
+    Ok(Arc::new(builder.with_no_client_auth()))
 }
 
 /// tungstenite settings: a small read buffer, a bounded write buffer, and the session's
