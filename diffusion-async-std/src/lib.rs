@@ -9,16 +9,45 @@
 //! async-std was discontinued in 2025 (RUSTSEC-2025-0052) and points its users to smol,
 //! which shares its I/O stack: new code should prefer the `smol` feature.
 //!
-//! ```no_run
-//! # async fn demo() -> Result<(), diffusion_async_std::Error> {
-//! use diffusion_async_std::Session;
-//!
-//! let session = Session::builder("ws://127.0.0.1:8080").connect().await?;
-//! let ping = session.ping_server().await?;
-//! println!("{} answered in {:?}", session.session_id().unwrap(), ping.round_trip);
-//! session.close().await;
-//! # Ok(()) }
-//! ```
+//! Through an HTTP proxy, add
+//! [`.proxy("http://proxy:3128")`](diffusion_client::SessionBuilder::proxy), or
+//! [`.proxy_from_env()`](diffusion_client::SessionBuilder::proxy_from_env) to follow
+//! `HTTPS_PROXY`, `HTTP_PROXY` and `NO_PROXY`. Feature `rustls` (default): `wss://`, trusting
+//! the webpki roots, or what the operating system trusts with feature `platform-verifier`.
+// The example needs smol: shown and tested with the feature (docs.rs has every feature).
+#![cfg_attr(
+    feature = "smol",
+    doc = r#"
+On smol, against the loopback test server, which stands in for yours (it is
+`diffusion-test-server`, a dev-dependency of a test suite; [`ServerThread`] runs it on a
+thread and tokio runtime of its own). With the `smol` feature alone, [`Session`] spawns its
+driver on smol (with `async-std` on as well, on async-std; `diffusion_client::Session<Smol>`
+names smol then):
+
+```
+use diffusion_async_std::{Session, SessionState};
+use diffusion_test_server::{Options, ServerThread};
+
+let server = ServerThread::start(Options::default().user("admin", "secret"))?;
+
+smol::block_on(async {
+    let session = Session::builder(&server.url()) // ws://127.0.0.1:PORT
+        .principal("admin")
+        .password("secret")
+        .connect()
+        .await?;
+    let ping = session.ping_server().await?;
+    println!("{} answered in {:?}", session.session_id().unwrap(), ping.round_trip);
+    session.close().await;
+    assert_eq!(session.state(), SessionState::ClosedByClient);
+    Ok::<_, diffusion_async_std::Error>(())
+})?;
+# Ok::<(), Box<dyn std::error::Error>>(())
+```
+
+[`ServerThread`]: https://docs.rs/diffusion-test-server/latest/diffusion_test_server/struct.ServerThread.html
+"#
+)]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 

@@ -10,6 +10,78 @@
 //! protocol core) share only what `shared` defines; streams handed to users are named,
 //! `Unpin` types (`changes`); `runtime` opens connections (through an HTTP proxy, `proxy`,
 //! when there is one).
+//!
+//! # An adapter
+//!
+//! An adapter implements [`Runtime`] for its executor and sockets; the session, its driver,
+//! reconnection, proxies and TLS are this crate's. This one, on tokio and
+//! tokio-tungstenite, is complete but for TLS, and runs against the loopback test server
+//! (`diffusion-test-server`):
+//!
+//! ```
+//! use std::{future::Future, io, net::SocketAddr, time::Instant};
+//!
+//! use tokio_tungstenite::tungstenite::{self, handshake::client::Request, protocol::WebSocketConfig};
+//! use tokio::io::{AsyncReadExt, AsyncWriteExt};
+//! use tokio::net::TcpStream;
+//! use tokio_tungstenite::WebSocketStream;
+//!
+//! struct OnTokio;
+//!
+//! impl diffusion_client::Runtime for OnTokio {
+//!     type WebSocket = WebSocketStream<TcpStream>;
+//!     type Sleep = tokio::time::Sleep;
+//!     type Stream = TcpStream;
+//!     const TLS_FEATURE: &'static str = "my-adapter/tls";
+//!
+//!     fn spawn(task: impl Future<Output = ()> + Send + 'static) {
+//!         tokio::spawn(task);
+//!     }
+//!
+//!     fn sleep_until(deadline: Instant) -> Self::Sleep {
+//!         tokio::time::sleep_until(deadline.into())
+//!     }
+//!
+//!     async fn resolve(host: String, port: u16) -> io::Result<Vec<SocketAddr>> {
+//!         Ok(tokio::net::lookup_host((host, port)).await?.collect())
+//!     }
+//!
+//!     async fn connect_tcp(addresses: Vec<SocketAddr>) -> io::Result<TcpStream> {
+//!         let tcp = TcpStream::connect(addresses.as_slice()).await?;
+//!         tcp.set_nodelay(true)?;
+//!         Ok(tcp)
+//!     }
+//!
+//!     async fn write_all(stream: &mut TcpStream, bytes: &[u8]) -> io::Result<()> {
+//!         stream.write_all(bytes).await
+//!     }
+//!
+//!     async fn read(stream: &mut TcpStream, buffer: &mut [u8]) -> io::Result<usize> {
+//!         stream.read(buffer).await
+//!     }
+//!
+//!     async fn upgrade(
+//!         request: Request,
+//!         stream: TcpStream,
+//!         config: WebSocketConfig,
+//!     ) -> Result<Self::WebSocket, tungstenite::Error> {
+//!         let (ws, _response) =
+//!             tokio_tungstenite::client_async_with_config(request, stream, Some(config)).await?;
+//!         Ok(ws)
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let server = diffusion_test_server::TestServer::start(Default::default()).await?;
+//! let session = diffusion_client::Session::<OnTokio>::builder(&server.url())
+//!     .connect()
+//!     .await?;
+//! let ping = session.ping_server().await?;
+//! println!("round trip {:?}", ping.round_trip);
+//! session.close().await;
+//! # Ok(()) }
+//! ```
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![warn(unreachable_pub)]
