@@ -14,6 +14,8 @@
 //! [`.proxy_from_env()`](diffusion_client::SessionBuilder::proxy_from_env) to follow
 //! `HTTPS_PROXY`, `HTTP_PROXY` and `NO_PROXY`. Feature `rustls` (default): `wss://`, trusting
 //! the webpki roots, or what the operating system trusts with feature `platform-verifier`.
+//!
+//! `examples/session.rs` is a complete program on smol.
 // The example needs smol: shown and tested with the feature (docs.rs has every feature).
 #![cfg_attr(
     feature = "smol",
