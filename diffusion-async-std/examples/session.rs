@@ -13,7 +13,7 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
-use clap::{CommandFactory, Parser};
+use clap::Parser;
 use diffusion_async_std::{Error, Smol};
 use diffusion_test_server::{Options, ServerThread};
 
@@ -31,7 +31,7 @@ type Session = diffusion_client::Session<Smol>;
 )]
 struct Args {
     /// Server URL (ws:// or wss://); without it, an embedded test server
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", value_parser = url)]
     url: Option<String>,
     /// Principal to authenticate as; anonymous without it
     #[arg(long, value_name = "NAME")]
@@ -42,6 +42,11 @@ struct Args {
     /// User pings to send
     #[arg(long, value_name = "N", default_value_t = 10)]
     pings: usize,
+}
+
+/// A URL the session accepts: one it refuses is a usage error, before anything starts.
+fn url(text: &str) -> Result<String, Error> {
+    Session::builder(text).build().map(|_| text.to_owned())
 }
 
 impl Args {
@@ -56,29 +61,15 @@ impl Args {
         }
         builder.build()
     }
-
-    /// With `--url`, the session, built now: a URL it refuses is a usage error.
-    fn session_for_url(&self) -> Result<Option<Session>, clap::Error> {
-        let Some(url) = &self.url else {
-            return Ok(None);
-        };
-        self.session(url).map(Some).map_err(|e| {
-            Args::command().error(
-                clap::error::ErrorKind::ValueValidation,
-                format!("--url {url}: {e}"),
-            )
-        })
-    }
 }
 
 fn main() -> ExitCode {
     // Usage errors (exit 2) and --help (exit 0) before anything starts.
     let args = Args::parse();
-    let session = args.session_for_url().unwrap_or_else(|e| e.exit());
     // Without --url, the embedded test server, on a thread and tokio runtime of its own.
     let mut embedded = None;
-    let session = match session {
-        Some(session) => session,
+    let built = match &args.url {
+        Some(url) => args.session(url),
         None => {
             let mut options = Options::default();
             if let (Some(principal), Some(password)) = (&args.principal, &args.password) {
@@ -92,13 +83,14 @@ fn main() -> ExitCode {
                 }
             };
             println!("embedded test server listening on {}", server.url());
-            match args.session(&server.url()) {
-                Ok(session) => session,
-                Err(e) => {
-                    eprintln!("session: {e}");
-                    return ExitCode::FAILURE;
-                }
-            }
+            args.session(&server.url())
+        }
+    };
+    let session = match built {
+        Ok(session) => session,
+        Err(e) => {
+            eprintln!("session: {e}");
+            return ExitCode::FAILURE;
         }
     };
     match smol::block_on(run(&args, &session)) {
@@ -151,31 +143,31 @@ async fn run(args: &Args, session: &Session) -> Result<(), Error> {
 
 #[cfg(test)]
 mod tests {
+    use clap::CommandFactory;
+
     use super::*;
 
-    fn parse(args: &[&str]) -> Result<Args, clap::Error> {
-        Args::try_parse_from(std::iter::once("session").chain(args.iter().copied()))
-    }
-
     #[test]
-    fn the_command_line_is_well_formed() {
+    fn help_exits_0_on_stdout_and_usage_errors_2_on_stderr() {
         Args::command().debug_assert();
-    }
-
-    #[test]
-    fn help_is_on_stdout_with_exit_0_and_usage_errors_exit_2() {
-        let help = parse(&["--help"]).err().unwrap();
-        assert_eq!((help.exit_code(), help.use_stderr()), (0, false));
-        assert!(help.render().to_string().contains("[default: 10]"));
-        for bad in [&["--verbose"][..], &["--pings", "many"]] {
-            let e = parse(bad).err().unwrap();
-            assert_eq!((e.exit_code(), e.use_stderr()), (2, true), "{bad:?}: {e}");
+        let outcome = |args: &[&str]| {
+            let parsed = Args::try_parse_from(std::iter::once("session").chain(args.iter().copied()));
+            parsed
+                .err()
+                .map(|e| (e.exit_code(), e.use_stderr(), e.render().to_string()))
+        };
+        let (code, stderr, help) = outcome(&["--help"]).unwrap();
+        assert!(code == 0 && !stderr && help.contains("[default: 10]"), "{help}");
+        for bad in [
+            &["--verbose"][..],
+            &["--pings", "many"],
+            &["--url", "http://127.0.0.1:8080"],
+            &["--url", "ws://h:99999"],
+            &["--url", "ws://[::1"],
+        ] {
+            let (code, stderr, text) = outcome(bad).unwrap();
+            assert_eq!((code, stderr), (2, true), "{bad:?}: {text}");
         }
-        for bad in ["http://127.0.0.1:8080", "ws://h:99999", "ws://[::1"] {
-            let e = parse(&["--url", bad]).unwrap().session_for_url().err().unwrap();
-            assert_eq!((e.exit_code(), e.use_stderr()), (2, true), "{bad:?}: {e}");
-        }
-        let args = parse(&["--url", "ws://127.0.0.1:8080"]).unwrap();
-        assert!(args.session_for_url().unwrap().is_some());
+        assert!(outcome(&["--url", "ws://127.0.0.1:8080", "--pings", "3"]).is_none());
     }
 }
