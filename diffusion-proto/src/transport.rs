@@ -111,16 +111,14 @@ impl TransportError {
     /// True when the connection could not be made at all (name, TCP, proxy, TLS or
     /// upgrade).
     pub fn is_connect(&self) -> bool {
-        matches!(
-            self,
-            TransportError::Dns { .. }
-                | TransportError::Tcp { .. }
-                | TransportError::ProxyUnreachable { .. }
-                | TransportError::ProxyRefused { .. }
-                | TransportError::ProxyHandshake { .. }
-                | TransportError::Tls { .. }
-                | TransportError::Upgrade { .. }
-        )
+        self.is_proxy()
+            || matches!(
+                self,
+                TransportError::Dns { .. }
+                    | TransportError::Tcp { .. }
+                    | TransportError::Tls { .. }
+                    | TransportError::Upgrade { .. }
+            )
     }
 
     /// True for a TLS failure.
