@@ -507,9 +507,10 @@ pub async fn proxy_credentials_are_sent_and_a_407_is_a_typed_error<R: Runtime>()
     );
 }
 
-/// A proxy that refuses the tunnel, one that cannot be reached and a proxy URL that cannot
-/// be used are each a typed error; no session reached the server.
-pub async fn a_refusing_or_unreachable_proxy_is_a_typed_error<R: Runtime>() {
+/// A proxy that refuses the tunnel, one that cannot be reached, one that does not speak
+/// HTTP and a proxy URL that cannot be used are each a typed error; no session reached the
+/// server.
+pub async fn a_refusing_unreachable_or_broken_proxy_is_a_typed_error<R: Runtime>() {
     let server = start_server(Options::default());
     let refusing = server.proxy(ProxyOptions::default().refuse_with(403)).unwrap();
     let err = Session::<R>::builder(&server.url())
@@ -542,6 +543,26 @@ pub async fn a_refusing_or_unreachable_proxy_is_a_typed_error<R: Runtime>() {
         "{err:?}"
     );
     assert!(err.is_proxy() && err.is_connect(), "{err:?}");
+    // Something that is no HTTP proxy answers.
+    let not_http = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = not_http.local_addr().unwrap();
+    // Not joined: should the client never come, the thread ends with the test binary.
+    std::thread::spawn(move || {
+        if let Ok((mut tcp, _)) = not_http.accept() {
+            let _ = std::io::Write::write_all(&mut tcp, b"SSH-2.0-OpenSSH_9.6\r\n\r\n");
+        }
+    });
+    let err = Session::<R>::builder(&server.url())
+        .proxy(&format!("http://{address}"))
+        .no_reconnect()
+        .connect()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err.transport_error(), Some(TransportError::ProxyHandshake { .. })),
+        "{err:?}"
+    );
+    assert!(err.is_proxy() && err.to_string().contains("not HTTP"), "{err}");
     let err = Session::<R>::builder(&server.url())
         .proxy("socks5://127.0.0.1:1080")
         .build()
@@ -612,7 +633,7 @@ macro_rules! scenarios {
             a_thousand_concurrent_pings_on_one_session,
             through_a_connect_proxy_and_reconnected_through_it,
             proxy_credentials_are_sent_and_a_407_is_a_typed_error,
-            a_refusing_or_unreachable_proxy_is_a_typed_error,
+            a_refusing_unreachable_or_broken_proxy_is_a_typed_error,
             the_environment_proxy_and_no_proxy_bypass,
         );
     };
