@@ -485,12 +485,7 @@ pub async fn proxy_credentials_are_sent_and_a_407_is_a_typed_error<R: Runtime>()
         .await
         .unwrap();
     session.close().await;
-    let err = Session::<R>::builder(&server.url())
-        .proxy(&url("proxy%20user:hunter2"))
-        .no_reconnect()
-        .connect()
-        .await
-        .unwrap_err();
+    let err = refused_through::<R>(&server.url(), &url("proxy%20user:hunter2")).await;
     assert!(
         matches!(err.transport_error(), Some(TransportError::ProxyRefused { status: 407, target, .. }) if *target == server.addr().to_string()),
         "{err:?}"
@@ -507,18 +502,23 @@ pub async fn proxy_credentials_are_sent_and_a_407_is_a_typed_error<R: Runtime>()
     );
 }
 
+/// The error of a session to `url` through the proxy at `proxy`, without reconnection.
+async fn refused_through<R: Runtime>(url: &str, proxy: &str) -> Error {
+    Session::<R>::builder(url)
+        .proxy(proxy)
+        .no_reconnect()
+        .connect()
+        .await
+        .unwrap_err()
+}
+
 /// A proxy that refuses the tunnel, one that cannot be reached, one that does not speak
 /// HTTP and a proxy URL that cannot be used are each a typed error; no session reached the
 /// server.
 pub async fn a_refusing_unreachable_or_broken_proxy_is_a_typed_error<R: Runtime>() {
     let server = start_server(Options::default());
     let refusing = server.proxy(ProxyOptions::default().refuse_with(403)).unwrap();
-    let err = Session::<R>::builder(&server.url())
-        .proxy(&refusing.url())
-        .no_reconnect()
-        .connect()
-        .await
-        .unwrap_err();
+    let err = refused_through::<R>(&server.url(), &refusing.url()).await;
     assert!(
         matches!(
             err.transport_error(),
@@ -532,12 +532,7 @@ pub async fn a_refusing_unreachable_or_broken_proxy_is_a_typed_error<R: Runtime>
         .local_addr()
         .unwrap()
         .port();
-    let err = Session::<R>::builder(&server.url())
-        .proxy(&format!("http://127.0.0.1:{port}"))
-        .no_reconnect()
-        .connect()
-        .await
-        .unwrap_err();
+    let err = refused_through::<R>(&server.url(), &format!("http://127.0.0.1:{port}")).await;
     assert!(
         matches!(err.transport_error(), Some(TransportError::ProxyUnreachable { proxy, .. }) if *proxy == format!("127.0.0.1:{port}")),
         "{err:?}"
@@ -552,12 +547,7 @@ pub async fn a_refusing_unreachable_or_broken_proxy_is_a_typed_error<R: Runtime>
             let _ = std::io::Write::write_all(&mut tcp, b"SSH-2.0-OpenSSH_9.6\r\n\r\n");
         }
     });
-    let err = Session::<R>::builder(&server.url())
-        .proxy(&format!("http://{address}"))
-        .no_reconnect()
-        .connect()
-        .await
-        .unwrap_err();
+    let err = refused_through::<R>(&server.url(), &format!("http://{address}")).await;
     assert!(
         matches!(err.transport_error(), Some(TransportError::ProxyHandshake { .. })),
         "{err:?}"
