@@ -3,7 +3,7 @@
 # features alone and with all of them (cargo-hack's --each-feature), first its library and
 # binaries alone (the features a user's build resolves), then all its targets (tests, examples
 # and benches compile with each feature set); then the tests of the combinations a user picks
-# (the README's "Which features" table).
+# (the README's "Which features" table), and tokio with the platform's certificate verifier.
 #
 #   scripts/feature-matrix.sh           everything above
 #   scripts/feature-matrix.sh --list    print the test combinations and exit
@@ -20,6 +20,7 @@ COMBINATIONS=(
   "-p diffusion-async-std"                                               # async-std (default: async-std, rustls)
   "-p diffusion-async-std --no-default-features --features smol"         # smol, ws:// only
   "-p diffusion-async-std --no-default-features --features smol,rustls"  # smol with wss://
+  "-p diffusion-tokio --features platform-verifier"                      # tokio, the system's roots
 )
 
 if [ "${1:-}" = --list ]; then

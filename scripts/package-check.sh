@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The published crates as crates.io would get them: `cargo package --workspace` packs each one
 # and builds it from its package alone (against the other packages, not the workspace), then
-# the packages' own tests, examples and benches are built and the tests run, from the .crate
+# the packages' own tests, examples, benches and doc tests are built and run, from the .crate
 # files unpacked into an empty folder (so the vectors in diffusion-proto's package, not the
 # repository's, are what its tests read).
 #
@@ -48,3 +48,6 @@ echo "package-check: the packages' tests, examples and benches, from $work"
 # The repository's target folder: the dependencies are already built there.
 CARGO_TARGET_DIR="$repo/target" cargo test --manifest-path "$work/Cargo.toml" --workspace \
   --all-features --all-targets
+echo "package-check: the packages' doc tests (their examples run against the test server)"
+CARGO_TARGET_DIR="$repo/target" cargo test --manifest-path "$work/Cargo.toml" --workspace \
+  --all-features --doc

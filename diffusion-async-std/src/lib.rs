@@ -9,16 +9,47 @@
 //! async-std was discontinued in 2025 (RUSTSEC-2025-0052) and points its users to smol,
 //! which shares its I/O stack: new code should prefer the `smol` feature.
 //!
-//! ```no_run
-//! # async fn demo() -> Result<(), diffusion_async_std::Error> {
-//! use diffusion_async_std::Session;
+//! Through an HTTP proxy, add
+//! [`.proxy("http://proxy:3128")`](diffusion_client::SessionBuilder::proxy), or
+//! [`.proxy_from_env()`](diffusion_client::SessionBuilder::proxy_from_env) to follow
+//! `HTTPS_PROXY`, `HTTP_PROXY` and `NO_PROXY`. Feature `rustls` (default): `wss://`, trusting
+//! the webpki roots, or what the operating system trusts with feature `platform-verifier`.
 //!
-//! let session = Session::builder("ws://127.0.0.1:8080").connect().await?;
-//! let ping = session.ping_server().await?;
-//! println!("{} answered in {:?}", session.session_id().unwrap(), ping.round_trip);
-//! session.close().await;
-//! # Ok(()) }
-//! ```
+//! `examples/smol_session.rs` is a complete program on smol.
+// The example needs smol: shown and tested with the feature (docs.rs has every feature).
+#![cfg_attr(
+    feature = "smol",
+    doc = r#"
+On smol, against the loopback test server, which stands in for yours (it is
+`diffusion-test-server`, a dev-dependency of a test suite; [`ServerThread`] runs it on a
+thread and tokio runtime of its own). With the `smol` feature alone, [`Session`] spawns its
+driver on smol (with `async-std` on as well, on async-std; `diffusion_client::Session<Smol>`
+names smol then):
+
+```
+use diffusion_async_std::{Session, SessionState};
+use diffusion_test_server::{Options, ServerThread};
+
+let server = ServerThread::start(Options::default().user("admin", "secret"))?;
+
+smol::block_on(async {
+    let session = Session::builder(&server.url()) // ws://127.0.0.1:PORT
+        .principal("admin")
+        .password("secret")
+        .connect()
+        .await?;
+    let ping = session.ping_server().await?;
+    println!("{} answered in {:?}", session.session_id().unwrap(), ping.round_trip);
+    session.close().await;
+    assert_eq!(session.state(), SessionState::ClosedByClient);
+    Ok::<_, diffusion_async_std::Error>(())
+})?;
+# Ok::<(), Box<dyn std::error::Error>>(())
+```
+
+[`ServerThread`]: https://docs.rs/diffusion-test-server/latest/diffusion_test_server/struct.ServerThread.html
+"#
+)]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -33,9 +64,9 @@ use std::net::SocketAddr;
 
 pub use diffusion_client::{
     Backoff, CloseReason, ClosedBy, Credentials, Error, ErrorReason, FixedDelay, Handler, Lagged,
-    PingDetails, ProtocolVersion, ReconnectAction, ReconnectConfig, ReconnectStrategy, Reply, RequestError,
-    ResponseCode, ServiceId, SessionData, SessionError, SessionId, SessionProperties, SessionState,
-    StateChange, StateChanges, TransportError, UrlError,
+    PingDetails, ProtocolVersion, ProxyUrlError, ReconnectAction, ReconnectConfig, ReconnectStrategy, Reply,
+    RequestError, ResponseCode, ServiceId, SessionData, SessionError, SessionId, SessionProperties,
+    SessionState, StateChange, StateChanges, TransportError, UrlError,
 };
 
 /// The rustls this crate is built with (feature `rustls`), for `tls_config`: naming it
@@ -75,6 +106,14 @@ macro_rules! futures_io_runtime {
 
             fn connect_tcp(addresses: Vec<SocketAddr>) -> impl Future<Output = std::io::Result<transport::Stream>> + Send {
                 transport::connect_tcp(addresses)
+            }
+
+            fn write_all<'a>(stream: &'a mut transport::Stream, bytes: &'a [u8]) -> impl Future<Output = std::io::Result<()>> + Send + 'a {
+                transport::write_all(stream, bytes)
+            }
+
+            fn read<'a>(stream: &'a mut transport::Stream, buffer: &'a mut [u8]) -> impl Future<Output = std::io::Result<usize>> + Send + 'a {
+                transport::read(stream, buffer)
             }
 
             #[cfg(feature = "rustls")]

@@ -41,6 +41,17 @@ pub(crate) async fn connect_tls(
     Ok(Box::new(tls))
 }
 
+pub(crate) async fn write_all(stream: &mut Stream, bytes: &[u8]) -> std::io::Result<()> {
+    use futures_util::io::AsyncWriteExt;
+    stream.write_all(bytes).await?;
+    stream.flush().await
+}
+
+pub(crate) async fn read(stream: &mut Stream, buffer: &mut [u8]) -> std::io::Result<usize> {
+    use futures_util::io::AsyncReadExt;
+    stream.read(buffer).await
+}
+
 pub(crate) async fn upgrade(
     request: Request,
     stream: Stream,

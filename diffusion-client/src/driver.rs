@@ -20,6 +20,7 @@ use tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tungstenite::Message as WsMessage;
 
 use crate::error::Error;
+use crate::proxy::Proxy;
 use crate::runtime::{self, Runtime, Tls};
 use crate::shared::{Changes, Command, Handler, Listener, Published};
 
@@ -75,6 +76,7 @@ const MAX_BATCH: u32 = 64;
 pub(crate) struct Driver<R: Runtime> {
     core: ClientSession,
     tls: Tls,
+    proxy: Option<Arc<Proxy>>,
     ws_config: WebSocketConfig,
     ws: Option<R::WebSocket>,
     opening: Option<Opening<R::WebSocket>>,
@@ -100,6 +102,7 @@ impl<R: Runtime> Driver<R> {
     pub(crate) fn new(
         core: ClientSession,
         tls: Tls,
+        proxy: Option<Arc<Proxy>>,
         commands: mpsc::UnboundedReceiver<Command>,
         status: watch::Sender<Published>,
         changes: Arc<Changes>,
@@ -108,6 +111,7 @@ impl<R: Runtime> Driver<R> {
         Driver {
             core,
             tls,
+            proxy,
             ws_config,
             ws: None,
             opening: None,
@@ -342,11 +346,12 @@ impl<R: Runtime> Driver<R> {
                 Output::Connect(request) => {
                     // The URL and whether it resumes a session; never the parameters, which
                     // hold the credentials and the session token.
-                    tracing::debug!(url = %request.url, reconnect = request.is_reconnect(), "opening a connection");
+                    tracing::debug!(url = %request.url, reconnect = request.is_reconnect(), proxy = ?self.proxy, "opening a connection");
                     self.close_transport();
                     self.opening = Some(Box::pin(runtime::open::<R>(
                         request,
                         self.tls.clone(),
+                        self.proxy.clone(),
                         self.ws_config,
                     )));
                 }

@@ -8,6 +8,8 @@ use diffusion_proto::{
     CloseReason, PropertyError, RequestError, ResponseCode, SessionError, TransportError, UrlError,
 };
 
+use crate::proxy::ProxyUrlError;
+
 /// What can go wrong with a session or one of its calls.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -15,6 +17,19 @@ pub enum Error {
     /// The URL cannot reach a Diffusion server.
     #[error(transparent)]
     Url(#[from] UrlError),
+    /// The proxy URL given to `proxy()`, or read from the environment variable named by
+    /// `proxy_from_env()`, cannot be used.
+    #[error("{}: {source}", match .variable {
+        Some(name) => format!("the proxy URL in {name}"),
+        None => "the proxy URL".to_owned(),
+    })]
+    ProxyUrl {
+        /// The environment variable the URL came from, if it did.
+        variable: Option<&'static str>,
+        /// What is wrong with it.
+        #[source]
+        source: ProxyUrlError,
+    },
     /// A session property was refused.
     #[error(transparent)]
     Property(#[from] PropertyError),
@@ -93,6 +108,12 @@ impl Error {
     pub fn is_tls(&self) -> bool {
         matches!(self, Error::TlsUnavailable { .. } | Error::TlsConfig(_))
             || self.transport_error().is_some_and(TransportError::is_tls)
+    }
+
+    /// True for anything about the HTTP proxy: its URL, or a failure to tunnel through it
+    /// (unreachable, refusing, not speaking HTTP).
+    pub fn is_proxy(&self) -> bool {
+        matches!(self, Error::ProxyUrl { .. }) || self.transport_error().is_some_and(TransportError::is_proxy)
     }
 
     /// True when something took too long: a request, the connection response, the

@@ -1,6 +1,6 @@
 //! What a runtime adapter provides to the shared driver: spawning, timers, name resolution,
-//! TCP, TLS and the WebSocket upgrade; and the one flow that opens a WebSocket with them,
-//! each step's failure a typed [`TransportError`].
+//! TCP, TLS and the WebSocket upgrade; and the one flow that opens a WebSocket with them
+//! (through an HTTP proxy when there is one), each step's failure a typed [`TransportError`].
 
 use std::future::Future;
 use std::io;
@@ -8,13 +8,15 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use diffusion_proto::{ConnectRequest, TransportError};
+use diffusion_proto::{ConnectRequest, TransportError, WebSocketUrl};
 use futures_util::{Sink, Stream};
 use tungstenite::client::IntoClientRequest;
 use tungstenite::handshake::client::Request;
 use tungstenite::http::{HeaderName, HeaderValue};
 use tungstenite::protocol::WebSocketConfig;
 use tungstenite::Message;
+
+use crate::proxy::{self, Proxy};
 
 /// A runtime adapter: tokio, async-std or smol.
 pub trait Runtime: Send + Sync + 'static {
@@ -49,6 +51,19 @@ pub trait Runtime: Send + Sync + 'static {
     /// algorithm off: pings are tiny, and each should leave at once.
     fn connect_tcp(addresses: Vec<SocketAddr>) -> impl Future<Output = io::Result<Self::Stream>> + Send;
 
+    /// Writes all of `bytes` to `stream` and flushes it (an HTTP proxy's `CONNECT`).
+    fn write_all<'a>(
+        stream: &'a mut Self::Stream,
+        bytes: &'a [u8],
+    ) -> impl Future<Output = io::Result<()>> + Send + 'a;
+
+    /// Reads into `buffer` what `stream` has, waiting for at least one byte; 0 at its end
+    /// (an HTTP proxy's answer).
+    fn read<'a>(
+        stream: &'a mut Self::Stream,
+        buffer: &'a mut [u8],
+    ) -> impl Future<Output = io::Result<usize>> + Send + 'a;
+
     /// Runs a TLS handshake over `stream` for the server `name`. The default refuses; an
     /// adapter that overrides it sets [`Runtime::TLS`].
     #[cfg(feature = "rustls")]
@@ -75,25 +90,21 @@ pub trait Runtime: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Self::WebSocket, tungstenite::Error>> + Send;
 }
 
-/// Opens the WebSocket a connection request asks for: name resolution, TCP, TLS for
-/// `wss://`, then the upgrade of [`upgrade_request`] with `config`.
+/// Opens the WebSocket a connection request asks for: name resolution and TCP (or a
+/// tunnel through `proxy`), TLS for `wss://`, then the upgrade of [`upgrade_request`] with
+/// `config`.
 pub(crate) async fn open<R: Runtime>(
     request: ConnectRequest,
     tls: Tls,
+    proxy: Option<Arc<Proxy>>,
     config: WebSocketConfig,
 ) -> Result<R::WebSocket, TransportError> {
     let url = &request.url;
     let host = url.host().to_owned();
-    let addresses = R::resolve(host.clone(), url.port())
-        .await
-        .map_err(|e| TransportError::Dns {
-            host: host.clone(),
-            source: Arc::new(e),
-        })?;
-    let tcp = R::connect_tcp(addresses).await.map_err(|e| TransportError::Tcp {
-        address: url.socket_address(),
-        source: Arc::new(e),
-    })?;
+    let tcp = match proxy {
+        Some(proxy) => proxy::tunnel::<R>(&proxy, url).await?,
+        None => connect_direct::<R>(url).await?,
+    };
     let stream = if url.secure {
         secure::<R>(tcp, host, tls).await?
     } else {
@@ -107,6 +118,21 @@ pub(crate) async fn open<R: Runtime>(
         other => TransportError::WebSocket {
             source: Arc::new(other),
         },
+    })
+}
+
+/// A TCP connection to the server of `url`.
+async fn connect_direct<R: Runtime>(url: &WebSocketUrl) -> Result<R::Stream, TransportError> {
+    let host = url.host().to_owned();
+    let addresses = R::resolve(host.clone(), url.port())
+        .await
+        .map_err(|e| TransportError::Dns {
+            host,
+            source: Arc::new(e),
+        })?;
+    R::connect_tcp(addresses).await.map_err(|e| TransportError::Tcp {
+        address: url.socket_address(),
+        source: Arc::new(e),
     })
 }
 
@@ -157,18 +183,23 @@ impl std::fmt::Debug for Tls {
 }
 
 /// The default TLS client: rustls with the ring provider chosen explicitly (so no
-/// process-wide default provider is needed) and the webpki root certificates.
+/// process-wide default provider is needed), trusting the webpki root certificates (Mozilla's,
+/// compiled in) or, with the `platform-verifier` feature, what the operating system trusts
+/// (its verifier on macOS, Windows and Android; elsewhere the system's CA certificates,
+/// `SSL_CERT_FILE` and `SSL_CERT_DIR` honoured). Fails, with the feature, on a machine
+/// whose system store holds no certificate at all.
 #[cfg(feature = "rustls")]
 pub fn default_tls() -> Result<Arc<rustls::ClientConfig>, rustls::Error> {
-    let roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
-    let config =
+    let builder =
         rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-    Ok(Arc::new(config))
+            .with_safe_default_protocol_versions()?;
+    #[cfg(feature = "platform-verifier")]
+    let builder = rustls_platform_verifier::BuilderVerifierExt::with_platform_verifier(builder)?;
+    #[cfg(not(feature = "platform-verifier"))]
+    let builder = builder.with_root_certificates(rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    });
+    Ok(Arc::new(builder.with_no_client_auth()))
 }
 
 /// tungstenite settings: a small read buffer, a bounded write buffer, and the session's

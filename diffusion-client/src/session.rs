@@ -17,6 +17,7 @@ use crate::changes::StateChanges;
 use crate::data::SessionData;
 use crate::driver::Driver;
 use crate::error::Error;
+use crate::proxy::{self, Proxy};
 use crate::runtime::{Runtime, Tls};
 use crate::shared::{Changes, Command, Handler, Published};
 
@@ -39,6 +40,8 @@ use crate::shared::{Changes, Command, Handler, Published};
 pub struct SessionBuilder<R> {
     config: Result<ClientConfig, Error>,
     tls: Option<Tls>,
+    /// The HTTP proxy, if any, or what is wrong with its URL.
+    proxy: Result<Option<Proxy>, Error>,
     runtime: PhantomData<fn() -> R>,
 }
 
@@ -47,6 +50,7 @@ impl<R> std::fmt::Debug for SessionBuilder<R> {
         f.debug_struct("SessionBuilder")
             .field("config", &self.config)
             .field("tls", &self.tls)
+            .field("proxy", &self.proxy)
             .finish()
     }
 }
@@ -149,11 +153,50 @@ impl<R: Runtime> SessionBuilder<R> {
         self
     }
 
+    /// Connects through the HTTP proxy at `url`, `http://[user:password@]host[:port]`
+    /// (port 80 by default), with a `CONNECT` tunnel to the server (`wss://` runs TLS to the
+    /// server inside it). A user name and password are sent as `Proxy-Authorization: Basic`
+    /// (percent-decoded), and never shown in a `Debug`, error or log line. A URL that
+    /// cannot be used fails [`SessionBuilder::build`] with [`Error::ProxyUrl`]; a proxy
+    /// that cannot be reached or refuses ends the connection attempt with a
+    /// [`crate::TransportError`] for which [`Error::is_proxy`] holds.
+    ///
+    /// Replaces any earlier proxy choice; without one, connections are direct.
+    pub fn proxy(mut self, url: &str) -> Self {
+        self.proxy = Proxy::parse(url).map(Some).map_err(|source| Error::ProxyUrl {
+            variable: None,
+            source,
+        });
+        self
+    }
+
+    /// Connects through the proxy the environment names for this session's URL, as curl
+    /// reads it: `https_proxy` or `HTTPS_PROXY` for `wss://`, `http_proxy` or `HTTP_PROXY`
+    /// for `ws://` (lower case first; `HTTP_PROXY` is not read when `REQUEST_METHOD` is set,
+    /// as under CGI it can be a request's header), directly when `no_proxy` or `NO_PROXY`
+    /// names the host (`*`, host names with their subdomains, IP addresses, CIDR ranges;
+    /// ports are not considered). The variables are read now; a URL in them that cannot be
+    /// used fails [`SessionBuilder::build`] with [`Error::ProxyUrl`] naming the variable.
+    /// See [`SessionBuilder::proxy`] for the rest.
+    pub fn proxy_from_env(self) -> Self {
+        self.proxy_from_vars(|name| std::env::var(name).ok())
+    }
+
+    /// Like [`SessionBuilder::proxy_from_env`], with the variables looked up by `var`
+    /// instead of in the process environment (a configuration file, or a test).
+    pub fn proxy_from_vars(mut self, var: impl Fn(&str) -> Option<String>) -> Self {
+        if let Ok(config) = &self.config {
+            self.proxy = proxy::from_vars(&config.url, var);
+        }
+        self
+    }
+
     /// The session, not yet connected. Fails on a URL that cannot be used, a refused
-    /// property, or a `wss://` URL on an adapter built without TLS (the error names the
-    /// feature to enable).
+    /// property, a proxy URL that cannot be used, or a `wss://` URL on an adapter built
+    /// without TLS (the error names the feature to enable).
     pub fn build(self) -> Result<Session<R>, Error> {
         let config = self.config?;
+        let proxy = self.proxy?.map(Arc::new);
         let tls = if config.url.secure {
             if !(cfg!(feature = "rustls") && R::TLS) {
                 return Err(Error::TlsUnavailable {
@@ -184,6 +227,7 @@ impl<R: Runtime> SessionBuilder<R> {
                 start: Mutex::new(Some(Start {
                     config,
                     tls,
+                    proxy,
                     receiver,
                     status,
                 })),
@@ -207,6 +251,7 @@ impl<R: Runtime> SessionBuilder<R> {
 struct Start {
     config: ClientConfig,
     tls: Tls,
+    proxy: Option<Arc<Proxy>>,
     receiver: mpsc::UnboundedReceiver<Command>,
     status: watch::Sender<Published>,
 }
@@ -254,6 +299,7 @@ impl<R: Runtime> Session<R> {
         SessionBuilder {
             config: ClientConfig::new(url).map_err(Error::from),
             tls: None,
+            proxy: Ok(None),
             runtime: PhantomData,
         }
     }
@@ -278,6 +324,7 @@ impl<R: Runtime> Session<R> {
         let Some(Start {
             mut config,
             tls,
+            proxy,
             receiver,
             status,
         }) = start
@@ -293,6 +340,7 @@ impl<R: Runtime> Session<R> {
         let driver = Box::new(Driver::<R>::new(
             core,
             tls,
+            proxy,
             receiver,
             status,
             self.shared.changes.clone(),
@@ -524,6 +572,14 @@ mod tests {
             Err(io::ErrorKind::Unsupported.into())
         }
 
+        async fn write_all(_: &mut (), _: &[u8]) -> io::Result<()> {
+            Err(io::ErrorKind::Unsupported.into())
+        }
+
+        async fn read(_: &mut (), _: &mut [u8]) -> io::Result<usize> {
+            Err(io::ErrorKind::Unsupported.into())
+        }
+
         async fn upgrade(_: Request, _: (), _: WebSocketConfig) -> Result<NoSocket, tungstenite::Error> {
             Ok(NoSocket)
         }
@@ -554,5 +610,33 @@ mod tests {
                 other => panic!("{url}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn build_refuses_a_bad_proxy_url_and_never_shows_its_password() {
+        let err = Session::<NoTls>::builder("ws://h")
+            .proxy("http://user:hunter2@p:99999")
+            .build()
+            .unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                Error::ProxyUrl {
+                    variable: None,
+                    source: crate::ProxyUrlError::InvalidPort
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(err.is_proxy() && !format!("{err} {err:?}").contains("hunter2"));
+        let builder = Session::<NoTls>::builder("ws://h").proxy("http://user:hunter2@p:3128");
+        let shown = format!("{builder:?}");
+        assert!(shown.contains("p:3128") && !shown.contains("hunter2"), "{shown}");
+        assert!(builder.build().is_ok());
+        // The last choice wins.
+        let direct = Session::<NoTls>::builder("ws://h")
+            .proxy("socks5://p")
+            .proxy_from_vars(|_| None);
+        assert!(direct.build().is_ok());
     }
 }

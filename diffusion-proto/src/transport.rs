@@ -37,6 +37,38 @@ pub enum TransportError {
         #[source]
         source: Arc<dyn Error + Send + Sync>,
     },
+    /// The HTTP proxy could not be reached: its name did not resolve, or TCP to it failed.
+    #[error("could not reach the HTTP proxy {proxy}: {source}")]
+    ProxyUnreachable {
+        /// The proxy's `host:port` (never its credentials).
+        proxy: String,
+        /// What the resolver or the operating system said.
+        #[source]
+        source: Arc<io::Error>,
+    },
+    /// The HTTP proxy answered `CONNECT` with a status other than 2xx: 407 when it wants
+    /// (other) credentials, 403 when it does not tunnel to that server, 502 or 504 when it
+    /// could not reach it.
+    #[error("the HTTP proxy {proxy} refused to tunnel to {target} with HTTP status {status}{}",
+        if *.status == 407 { "; check the proxy's user name and password (http://user:password@host:port)" } else { "" })]
+    ProxyRefused {
+        /// The proxy's `host:port` (never its credentials).
+        proxy: String,
+        /// The `host:port` the tunnel was asked for.
+        target: String,
+        /// The HTTP status of the proxy's answer.
+        status: u16,
+    },
+    /// The `CONNECT` exchange with the HTTP proxy failed: it ended the connection, or did
+    /// not answer in HTTP.
+    #[error("HTTP proxy {proxy}: {source}")]
+    ProxyHandshake {
+        /// The proxy's `host:port` (never its credentials).
+        proxy: String,
+        /// What went wrong.
+        #[source]
+        source: Arc<dyn Error + Send + Sync>,
+    },
     /// The server answered the WebSocket upgrade with another HTTP status than 101.
     #[error(
         "the server refused the WebSocket upgrade with HTTP status {status}; is this the Diffusion endpoint?"
@@ -76,15 +108,17 @@ pub enum TransportError {
 }
 
 impl TransportError {
-    /// True when the connection could not be made at all (name, TCP, TLS or upgrade).
+    /// True when the connection could not be made at all (name, TCP, proxy, TLS or
+    /// upgrade).
     pub fn is_connect(&self) -> bool {
-        matches!(
-            self,
-            TransportError::Dns { .. }
-                | TransportError::Tcp { .. }
-                | TransportError::Tls { .. }
-                | TransportError::Upgrade { .. }
-        )
+        self.is_proxy()
+            || matches!(
+                self,
+                TransportError::Dns { .. }
+                    | TransportError::Tcp { .. }
+                    | TransportError::Tls { .. }
+                    | TransportError::Upgrade { .. }
+            )
     }
 
     /// True for a TLS failure.
@@ -92,14 +126,24 @@ impl TransportError {
         matches!(self, TransportError::Tls { .. })
     }
 
+    /// True for a failure of the HTTP proxy: unreachable, refusing, or not speaking HTTP.
+    pub fn is_proxy(&self) -> bool {
+        matches!(
+            self,
+            TransportError::ProxyUnreachable { .. }
+                | TransportError::ProxyRefused { .. }
+                | TransportError::ProxyHandshake { .. }
+        )
+    }
+
     /// True when something took too long: an idle connection, or a TCP connect or name
-    /// lookup that timed out.
+    /// lookup (of the server or the proxy) that timed out.
     pub fn is_timeout(&self) -> bool {
         match self {
             TransportError::Idle { .. } => true,
-            TransportError::Dns { source, .. } | TransportError::Tcp { source, .. } => {
-                source.kind() == io::ErrorKind::TimedOut
-            }
+            TransportError::Dns { source, .. }
+            | TransportError::Tcp { source, .. }
+            | TransportError::ProxyUnreachable { source, .. } => source.kind() == io::ErrorKind::TimedOut,
             _ => false,
         }
     }
@@ -145,6 +189,20 @@ mod tests {
             "the server closed the WebSocket (1000 bye)"
         );
         assert_eq!(TransportError::Ended, TransportError::Ended);
+        let refused = TransportError::ProxyRefused {
+            proxy: "127.0.0.1:3128".into(),
+            target: "h:80".into(),
+            status: 407,
+        };
+        assert!(refused.is_connect() && refused.is_proxy() && !refused.is_timeout());
+        assert!(refused
+            .to_string()
+            .contains("407; check the proxy's user name and password"));
+        let unreachable = TransportError::ProxyUnreachable {
+            proxy: "p:1".into(),
+            source: Arc::new(io::Error::from(io::ErrorKind::TimedOut)),
+        };
+        assert!(unreachable.is_connect() && unreachable.is_proxy() && unreachable.is_timeout());
         assert_ne!(TransportError::Ended, refused);
     }
 }

@@ -16,60 +16,21 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use diffusion_client::{
     Error, ErrorReason, ResponseCode, Runtime, ServiceId, Session, SessionError, SessionProperties,
-    SessionState,
+    SessionState, TransportError,
 };
 use diffusion_proto::Message;
-use diffusion_test_server::{DropKind, Fault, LogKind, Options, ServerEvent, ServerEventKind, TestServer};
+use diffusion_test_server::{
+    DropKind, Fault, LogKind, Options, ProxyOptions, ServerEvent, ServerEventKind, ServerThread,
+};
 use futures_util::StreamExt;
 
 /// How long any one wait of a scenario may take before it fails.
 pub const WAIT: Duration = Duration::from_secs(10);
 
-/// A test server on its own thread and tokio runtime, usable from any runtime.
-pub struct ServerThread {
-    server: Option<TestServer>,
-    runtime: Option<tokio::runtime::Runtime>,
-}
-
-impl ServerThread {
-    /// Starts a test server with `options`.
-    pub fn start(options: Options) -> ServerThread {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("a tokio runtime for the test server");
-        let (tx, rx) = std::sync::mpsc::channel();
-        runtime.spawn(async move {
-            let _ = tx.send(TestServer::start(options).await);
-        });
-        let server = rx
-            .recv()
-            .expect("the test server task reports")
-            .expect("the test server starts");
-        ServerThread {
-            server: Some(server),
-            runtime: Some(runtime),
-        }
-    }
-}
-
-impl std::ops::Deref for ServerThread {
-    type Target = TestServer;
-
-    fn deref(&self) -> &TestServer {
-        self.server.as_ref().expect("present until dropped")
-    }
-}
-
-impl Drop for ServerThread {
-    fn drop(&mut self) {
-        drop(self.server.take());
-        // Allowed from inside any async context, unlike dropping the runtime.
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
-    }
+/// A test server with `options` on its own thread and tokio runtime, usable from any
+/// runtime.
+pub fn start_server(options: Options) -> ServerThread {
+    ServerThread::start(options).expect("the test server starts")
 }
 
 /// `future`, or `None` after `limit`.
@@ -95,7 +56,7 @@ pub async fn eventually<R: Runtime>(condition: impl Fn() -> bool) -> bool {
 
 /// Connect, ping 100 times, close.
 pub async fn connect_ping_100_times_and_close<R: Runtime>() {
-    let server = ServerThread::start(Options::default());
+    let server = start_server(Options::default());
     let session = Session::<R>::builder(&server.url()).connect().await.unwrap();
     assert_eq!(session.state(), SessionState::ConnectedActive);
     assert_eq!(session.response_code(), Some(ResponseCode::Ok));
@@ -114,7 +75,7 @@ pub async fn connect_ping_100_times_and_close<R: Runtime>() {
 
 /// A wrong password is a typed authentication error carrying 116.
 pub async fn wrong_password_is_a_typed_authentication_error_with_116<R: Runtime>() {
-    let server = ServerThread::start(Options::default().user("admin", "secret"));
+    let server = start_server(Options::default().user("admin", "secret"));
     let err = Session::<R>::builder(&server.url())
         .principal("admin")
         .password("wrong")
@@ -128,7 +89,7 @@ pub async fn wrong_password_is_a_typed_authentication_error_with_116<R: Runtime>
 
 /// Principal and session properties arrive at the server as sent.
 pub async fn session_properties_arrive_as_sent<R: Runtime>() {
-    let server = ServerThread::start(Options::default().user("admin", "secret"));
+    let server = start_server(Options::default().user("admin", "secret"));
     let session = Session::<R>::builder(&server.url())
         .principal("admin")
         .password("secret")
@@ -154,7 +115,7 @@ pub async fn session_properties_arrive_as_sent<R: Runtime>() {
 
 /// The server's system pings are answered (the server counts them).
 pub async fn system_pings_are_answered<R: Runtime>() {
-    let server = ServerThread::start(Options {
+    let server = start_server(Options {
         ping_period: Duration::from_millis(100),
         ..Options::default()
     });
@@ -166,7 +127,7 @@ pub async fn system_pings_are_answered<R: Runtime>() {
 
 /// The server stalls: idle detection drops the connection, and the same session resumes.
 pub async fn stalled_server_is_noticed_and_the_same_session_resumed<R: Runtime>() {
-    let server = ServerThread::start(Options {
+    let server = start_server(Options {
         ping_period: Duration::from_millis(200),
         ..Options::default()
     });
@@ -200,7 +161,7 @@ pub async fn stalled_server_is_noticed_and_the_same_session_resumed<R: Runtime>(
 /// completes exactly once.
 pub async fn request_in_flight_when_the_connection_drops_completes_exactly_once<R: Runtime>() {
     for how in [DropKind::Fin, DropKind::Rst] {
-        let server = ServerThread::start(Options::default());
+        let server = start_server(Options::default());
         let session = Session::<R>::builder(&server.url()).connect().await.unwrap();
         let id = session.session_id();
         // The next client message (the ping) is the one the server drops the connection on.
@@ -226,7 +187,7 @@ pub async fn request_in_flight_when_the_connection_drops_completes_exactly_once<
 /// The server has forgotten the session: the reconnection gets 117 and the session ends
 /// CLOSED_FAILED.
 pub async fn forgotten_session_ends_closed_failed<R: Runtime>() {
-    let server = ServerThread::start(Options::default());
+    let server = start_server(Options::default());
     let session = Session::<R>::builder(&server.url()).connect().await.unwrap();
     let mut changes = session.state_changes();
     server.forget_sessions();
@@ -248,7 +209,7 @@ pub async fn forgotten_session_ends_closed_failed<R: Runtime>() {
 
 /// Close ends CLOSED_BY_CLIENT, is idempotent, and the server saw CLOSE_REQUEST.
 pub async fn close_is_closed_by_client_and_the_server_saw_close_request<R: Runtime>() {
-    let server = ServerThread::start(Options::default());
+    let server = start_server(Options::default());
     let session = Session::<R>::builder(&server.url()).connect().await.unwrap();
     let mut changes = session.state_changes();
     session.close().await;
@@ -274,7 +235,7 @@ pub async fn close_is_closed_by_client_and_the_server_saw_close_request<R: Runti
 /// A state-change stream and a listener have the change to CONNECTED_ACTIVE when
 /// `connect()` returns, and the change to the closed state when `close()` returns.
 pub async fn state_changes_are_seen_before_connect_and_close_return<R: Runtime>() {
-    let server = ServerThread::start(Options::default());
+    let server = start_server(Options::default());
     let session = Session::<R>::builder(&server.url()).build().unwrap();
     let mut changes = session.state_changes();
     let heard = Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -303,7 +264,7 @@ pub async fn state_changes_are_seen_before_connect_and_close_return<R: Runtime>(
 
 /// Dropping the last clone of the handle closes the session (the server sees CLOSE_REQUEST).
 pub async fn dropping_the_last_handle_closes_the_session<R: Runtime>() {
-    let server = ServerThread::start(Options::default());
+    let server = start_server(Options::default());
     let session = Session::<R>::builder(&server.url()).connect().await.unwrap();
     let clone = session.clone();
     drop(session);
@@ -320,7 +281,7 @@ pub async fn dropping_the_last_handle_closes_the_session<R: Runtime>() {
 /// The server's requests reach the handler registered for their service; requests to a
 /// service without a handler are answered with SERVICE_ERROR 100.
 pub async fn inbound_requests_reach_registered_handlers<R: Runtime>() {
-    let server = ServerThread::start(Options::default());
+    let server = start_server(Options::default());
     let session = Session::<R>::builder(&server.url()).connect().await.unwrap();
     let echo = ServiceId(300);
     session
@@ -365,7 +326,7 @@ pub async fn inbound_requests_reach_registered_handlers<R: Runtime>() {
 
 /// A message over the server's maximum is refused and nothing is sent.
 pub async fn oversize_send_is_refused_and_nothing_is_sent<R: Runtime>() {
-    let server = ServerThread::start(Options {
+    let server = start_server(Options {
         max_message_size: 1000,
         ..Options::default()
     });
@@ -391,7 +352,7 @@ pub async fn oversize_send_is_refused_and_nothing_is_sent<R: Runtime>() {
 
 /// 1 000 pings at once on one session, from clones of the handle; every one completes.
 pub async fn a_thousand_concurrent_pings_on_one_session<R: Runtime>() {
-    let server = ServerThread::start(Options::default());
+    let server = start_server(Options::default());
     let session = Session::<R>::builder(&server.url()).connect().await.unwrap();
     let pings = (0..1000).map(|_| {
         let session = session.clone();
@@ -403,16 +364,8 @@ pub async fn a_thousand_concurrent_pings_on_one_session<R: Runtime>() {
     session.close().await;
 }
 
-/// `wss://` with a self-signed certificate, trusted through the caller's rustls config.
-pub async fn wss_with_a_self_signed_certificate<R: Runtime>() {
-    let identity = diffusion_test_server::self_signed(&["localhost", "127.0.0.1"]);
-    let cert = identity.certificate_der();
-    let server = ServerThread::start(Options {
-        tls: Some(identity),
-        ..Options::default()
-    });
-    assert!(server.url().starts_with("wss://"));
-
+/// A rustls configuration that trusts `cert` alone.
+fn trusting(cert: rustls::pki_types::CertificateDer<'static>) -> Arc<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(cert).unwrap();
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -421,8 +374,21 @@ pub async fn wss_with_a_self_signed_certificate<R: Runtime>() {
         .unwrap()
         .with_root_certificates(roots)
         .with_no_client_auth();
+    Arc::new(tls)
+}
+
+/// `wss://` with a self-signed certificate, trusted through the caller's rustls config.
+pub async fn wss_with_a_self_signed_certificate<R: Runtime>() {
+    let identity = diffusion_test_server::self_signed(&["localhost", "127.0.0.1"]);
+    let cert = identity.certificate_der();
+    let server = start_server(Options {
+        tls: Some(identity),
+        ..Options::default()
+    });
+    assert!(server.url().starts_with("wss://"));
+
     let session = Session::<R>::builder(&server.url())
-        .tls_config(Arc::new(tls))
+        .tls_config(trusting(cert))
         .connect()
         .await
         .unwrap();
@@ -430,14 +396,209 @@ pub async fn wss_with_a_self_signed_certificate<R: Runtime>() {
     session.close().await;
     assert_eq!(session.state(), SessionState::ClosedByClient);
 
-    // The default (webpki) roots do not trust it.
-    let err = Session::<R>::builder(&server.url())
+    // The default roots (webpki's, or the platform's with `platform-verifier`) do not trust
+    // it. The platform's cannot be had on a machine without a CA store: a TLS error too.
+    match Session::<R>::builder(&server.url()).no_reconnect().build() {
+        Ok(session) => {
+            let err = session.connect().await.unwrap_err();
+            assert!(matches!(err, Error::Closed(_)), "{err:?}");
+            assert!(err.is_tls() && err.is_connect() && !err.is_timeout(), "{err:?}");
+        }
+        Err(err) => assert!(matches!(err, Error::TlsConfig(_)) && err.is_tls(), "{err:?}"),
+    }
+}
+
+/// `wss://` through an HTTP CONNECT proxy named by `https_proxy`: the proxy resolves the
+/// server's name, and TLS to the server runs inside the tunnel (its name checked).
+pub async fn wss_through_a_connect_proxy<R: Runtime>() {
+    let identity = diffusion_test_server::self_signed(&["localhost"]);
+    let cert = identity.certificate_der();
+    let server = start_server(Options {
+        tls: Some(identity),
+        ..Options::default()
+    });
+    let proxy = server.proxy(ProxyOptions::default()).unwrap();
+    let url = format!("wss://localhost:{}", server.addr().port());
+    let proxy_url = proxy.url();
+    let session = Session::<R>::builder(&url)
+        .tls_config(trusting(cert))
+        .proxy_from_vars(|name| (name == "https_proxy").then(|| proxy_url.clone()))
+        .connect()
+        .await
+        .unwrap();
+    session.ping_server().await.unwrap();
+    session.close().await;
+    let requests = proxy.requests();
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    assert_eq!(
+        (requests[0].target.as_str(), requests[0].status),
+        (url.trim_start_matches("wss://"), 200)
+    );
+    assert_eq!(server.stats().close_requests, 1);
+}
+
+/// Through an HTTP CONNECT proxy: connect, ping, a reconnection (through the proxy again)
+/// and close; the proxy saw one tunnel to the server for each connection.
+pub async fn through_a_connect_proxy_and_reconnected_through_it<R: Runtime>() {
+    let server = start_server(Options::default());
+    let proxy = server.proxy(ProxyOptions::default()).unwrap();
+    let session = Session::<R>::builder(&server.url())
+        .proxy(&proxy.url())
+        .connect()
+        .await
+        .unwrap();
+    session.ping_server().await.unwrap();
+    let mut changes = session.state_changes();
+    server.drop_connections();
+    for expected in [SessionState::RecoveringReconnect, SessionState::ConnectedActive] {
+        let change = within::<R, _>(WAIT, changes.next())
+            .await
+            .flatten()
+            .unwrap()
+            .unwrap();
+        assert_eq!(change.new, expected);
+    }
+    session.ping_server().await.unwrap();
+    session.close().await;
+    let requests = proxy.requests();
+    assert_eq!(requests.len(), 2, "{requests:?}");
+    for request in &requests {
+        assert_eq!(
+            (request.target.clone(), request.status),
+            (server.addr().to_string(), 200)
+        );
+    }
+    assert_eq!(server.stats().user_pings_answered, 2);
+}
+
+/// Proxy credentials in the URL (percent-encoded) are sent as Basic credentials; wrong
+/// ones are refused with 407, a typed error that does not show them.
+pub async fn proxy_credentials_are_sent_and_a_407_is_a_typed_error<R: Runtime>() {
+    let server = start_server(Options::default());
+    let proxy = server
+        .proxy(ProxyOptions::default().credentials("proxy user", "p@ss:word"))
+        .unwrap();
+    let url = |user_info: &str| format!("http://{user_info}@{}", proxy.addr());
+    let session = Session::<R>::builder(&server.url())
+        .proxy(&url("proxy%20user:p%40ss%3Aword"))
+        .connect()
+        .await
+        .unwrap();
+    session.close().await;
+    let err = refused_through::<R>(&server.url(), &url("proxy%20user:hunter2")).await;
+    assert!(
+        matches!(err.transport_error(), Some(TransportError::ProxyRefused { status: 407, target, .. }) if *target == server.addr().to_string()),
+        "{err:?}"
+    );
+    assert!(err.is_proxy() && err.is_connect(), "{err:?}");
+    assert!(!format!("{err} {err:?}").contains("hunter2"), "{err:?}");
+    let seen: Vec<_> = proxy.requests().into_iter().map(|r| (r.user, r.status)).collect();
+    assert_eq!(
+        seen,
+        [
+            (Some("proxy user".to_owned()), 200),
+            (Some("proxy user".to_owned()), 407)
+        ]
+    );
+}
+
+/// The error of a session to `url` through the proxy at `proxy`, without reconnection.
+async fn refused_through<R: Runtime>(url: &str, proxy: &str) -> Error {
+    Session::<R>::builder(url)
+        .proxy(proxy)
         .no_reconnect()
         .connect()
         .await
+        .unwrap_err()
+}
+
+/// A proxy that refuses the tunnel, one that cannot be reached, one that does not speak
+/// HTTP and a proxy URL that cannot be used are each a typed error; no session reached the
+/// server.
+pub async fn a_refusing_unreachable_or_broken_proxy_is_a_typed_error<R: Runtime>() {
+    let server = start_server(Options::default());
+    let refusing = server.proxy(ProxyOptions::default().refuse_with(403)).unwrap();
+    let err = refused_through::<R>(&server.url(), &refusing.url()).await;
+    assert!(
+        matches!(
+            err.transport_error(),
+            Some(TransportError::ProxyRefused { status: 403, .. })
+        ),
+        "{err:?}"
+    );
+    // A port nothing listens on any more.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let err = refused_through::<R>(&server.url(), &format!("http://127.0.0.1:{port}")).await;
+    assert!(
+        matches!(err.transport_error(), Some(TransportError::ProxyUnreachable { proxy, .. }) if *proxy == format!("127.0.0.1:{port}")),
+        "{err:?}"
+    );
+    assert!(err.is_proxy() && err.is_connect(), "{err:?}");
+    // Something that is no HTTP proxy answers.
+    let not_http = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = not_http.local_addr().unwrap();
+    // Not joined: should the client never come, the thread ends with the test binary.
+    std::thread::spawn(move || {
+        if let Ok((mut tcp, _)) = not_http.accept() {
+            let _ = std::io::Write::write_all(&mut tcp, b"SSH-2.0-OpenSSH_9.6\r\n\r\n");
+        }
+    });
+    let err = refused_through::<R>(&server.url(), &format!("http://{address}")).await;
+    assert!(
+        matches!(err.transport_error(), Some(TransportError::ProxyHandshake { .. })),
+        "{err:?}"
+    );
+    assert!(err.is_proxy() && err.to_string().contains("not HTTP"), "{err}");
+    let err = Session::<R>::builder(&server.url())
+        .proxy("socks5://127.0.0.1:1080")
+        .build()
         .unwrap_err();
-    assert!(matches!(err, Error::Closed(_)), "{err:?}");
-    assert!(err.is_tls() && err.is_connect() && !err.is_timeout(), "{err:?}");
+    assert!(
+        matches!(err, Error::ProxyUrl { variable: None, .. }) && err.is_proxy(),
+        "{err:?}"
+    );
+    assert_eq!(server.stats().sessions_opened, 0);
+}
+
+/// The environment's proxy: `http_proxy` for `ws://`, not `HTTPS_PROXY`; `NO_PROXY`
+/// naming the host (or its range) connects directly.
+pub async fn the_environment_proxy_and_no_proxy_bypass<R: Runtime>() {
+    let server = start_server(Options::default());
+    let proxy = server.proxy(ProxyOptions::default()).unwrap();
+    let proxy_url = proxy.url();
+    let vars = |pairs: &[(&'static str, &str)]| {
+        let pairs: Vec<(&'static str, String)> = pairs
+            .iter()
+            .map(|(k, v)| (*k, v.replace("{proxy}", &proxy_url)))
+            .collect();
+        move |name: &str| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone())
+    };
+    for (env, proxied) in [
+        (
+            vars(&[("http_proxy", "{proxy}"), ("NO_PROXY", "example.com")]),
+            true,
+        ),
+        (
+            vars(&[("HTTP_PROXY", "{proxy}"), ("no_proxy", "localhost, 127.0.0.0/8")]),
+            false,
+        ),
+        (vars(&[("HTTP_PROXY", "{proxy}"), ("NO_PROXY", "*")]), false),
+        (vars(&[("HTTPS_PROXY", "{proxy}")]), false),
+    ] {
+        let before = proxy.requests().len();
+        let session = Session::<R>::builder(&server.url())
+            .proxy_from_vars(env)
+            .connect()
+            .await
+            .unwrap();
+        session.close().await;
+        assert_eq!(proxy.requests().len() - before, usize::from(proxied));
+    }
+    assert_eq!(server.stats().sessions_opened, 4);
 }
 
 /// Expands to one `#[test]` per scenario that plain `ws://` runs, on runtime `$runtime` by
@@ -460,6 +621,10 @@ macro_rules! scenarios {
             inbound_requests_reach_registered_handlers,
             oversize_send_is_refused_and_nothing_is_sent,
             a_thousand_concurrent_pings_on_one_session,
+            through_a_connect_proxy_and_reconnected_through_it,
+            proxy_credentials_are_sent_and_a_407_is_a_typed_error,
+            a_refusing_unreachable_or_broken_proxy_is_a_typed_error,
+            the_environment_proxy_and_no_proxy_bypass,
         );
     };
     (@each $runtime:ty, $block_on:expr; $($name:ident,)*) => {
@@ -479,6 +644,7 @@ macro_rules! tls_scenarios {
     ($runtime:ty, $block_on:expr) => {
         $crate::scenarios!(@each $runtime, $block_on;
             wss_with_a_self_signed_certificate,
+            wss_through_a_connect_proxy,
         );
     };
 }

@@ -7,22 +7,51 @@
 //! protocol decisions (responses, pings, close, reconnection) are the protocol crate's;
 //! this crate moves bytes and time, records, and misbehaves on request.
 //!
-//! ```no_run
-//! # async fn demo() -> std::io::Result<()> {
-//! use std::time::Duration;
+//! A test starts one, points the client under test at [`TestServer::url`], and checks what
+//! the server saw. With `diffusion-tokio` the client is
+//! `Session::builder(&server.url()).principal("admin").password("secret").connect()`; here,
+//! so that this crate's docs need no client crate, it is the protocol core of
+//! `diffusion-proto` over a WebSocket of tokio-tungstenite, as an adapter drives it:
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::time::{Duration, Instant};
+//!
+//! use diffusion_proto::{ClientConfig, ClientSession, Credentials, Output, SessionState};
 //! use diffusion_test_server::{Options, TestServer};
+//! use futures_util::StreamExt;
+//! use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 //!
 //! let server = TestServer::start(Options::default().user("admin", "secret")).await?;
 //! println!("connect to {}", server.url()); // ws://127.0.0.1:PORT
-//! // … run a client against it …
-//! let connected = server
-//!     .wait_for(|s| s.stats().sessions_opened == 1, Duration::from_secs(5))
-//!     .await;
-//! assert!(connected);
-//! println!("{:?}", server.stats());
+//!
+//! // The client under test connects.
+//! let mut config = ClientConfig::new(&server.url())?;
+//! config.principal = Some("admin".into());
+//! config.credentials = Credentials::password("secret");
+//! let mut client = ClientSession::new(config, Instant::now());
+//! let Some(Output::Connect(connect)) = client.poll_output() else { unreachable!() };
+//! let mut request = connect.uri().into_client_request()?;
+//! for (name, value) in connect.headers() {
+//!     request.headers_mut().append(name, value.parse()?);
+//! }
+//! let tcp = tokio::net::TcpStream::connect(server.addr()).await?;
+//! let (mut ws, _) = tokio_tungstenite::client_async(request, tcp).await?;
+//! let response = ws.next().await.ok_or("no connection response")??;
+//! client.handle_frame(Instant::now(), response.into_data());
+//! assert_eq!(client.state(), SessionState::ConnectedActive);
+//!
+//! // What the server saw.
+//! assert!(server.wait_for(|s| s.stats().sessions_opened == 1, Duration::from_secs(5)).await);
+//! assert_eq!(server.sessions()[0].principal.as_deref(), Some("admin"));
 //! server.shutdown().await;
 //! # Ok(()) }
 //! ```
+//!
+//! Tests that do not run on tokio (async-std, smol) start it with [`ServerThread`], on a
+//! thread and runtime of its own. [`ConnectProxy`] is an HTTP CONNECT proxy for tests of a
+//! client's proxy support.
 //!
 //! # Architecture
 //!
@@ -50,7 +79,9 @@ mod faults;
 mod hub;
 mod log;
 mod options;
+mod proxy;
 mod shared;
+mod thread;
 mod tls;
 mod upgrade;
 
@@ -66,7 +97,9 @@ use tokio::task::{JoinHandle, JoinSet};
 
 pub use crate::log::{Direction, FaultAction, LogEntry, LogKind, Side};
 pub use crate::options::{DropKind, Fault, Malformed, Options, TopicSeed};
+pub use crate::proxy::{ConnectProxy, ProxyOptions, ProxyRequest};
 pub use crate::shared::Stats;
+pub use crate::thread::ServerThread;
 pub use crate::tls::TlsIdentity;
 #[cfg(feature = "tls")]
 pub use crate::tls::{self_signed, try_self_signed};

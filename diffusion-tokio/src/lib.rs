@@ -6,17 +6,36 @@
 //! [`diffusion_proto`], the Session API in [`diffusion_client`]; this crate moves bytes
 //! and time on tokio. The same API on async-std or smol is `diffusion_async_std`.
 //!
-//! ```no_run
-//! # async fn demo() -> Result<(), diffusion_tokio::Error> {
-//! use diffusion_tokio::Session;
+//! Here against the loopback test server, which stands in for yours (it is
+//! `diffusion-test-server`, a dev-dependency of a test suite):
 //!
-//! let session = Session::builder("ws://127.0.0.1:8080").principal("admin").password("secret").connect().await?;
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use diffusion_test_server::{Options, TestServer};
+//! use diffusion_tokio::{Session, SessionState};
+//!
+//! let server = TestServer::start(Options::default().user("admin", "secret")).await?;
+//!
+//! let session = Session::builder(&server.url()) // ws://127.0.0.1:PORT
+//!     .principal("admin")
+//!     .password("secret")
+//!     .property("region", "eu")?
+//!     .connect()
+//!     .await?;
 //! println!("session {} is {}", session.session_id().unwrap(), session.state());
 //! let ping = session.ping_server().await?;
 //! println!("round trip {:?}", ping.round_trip);
 //! session.close().await;
+//! assert_eq!(session.state(), SessionState::ClosedByClient);
 //! # Ok(()) }
 //! ```
+//!
+//! Through an HTTP proxy, add
+//! [`.proxy("http://proxy:3128")`](diffusion_client::SessionBuilder::proxy), or
+//! [`.proxy_from_env()`](diffusion_client::SessionBuilder::proxy_from_env) to follow
+//! `HTTPS_PROXY`, `HTTP_PROXY` and `NO_PROXY`. Feature `rustls` (default): `wss://`, trusting
+//! the webpki roots, or what the operating system trusts with feature `platform-verifier`.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -30,9 +49,9 @@ use tokio_tungstenite::tungstenite::{self, handshake::client::Request, protocol:
 
 pub use diffusion_client::{
     Backoff, CloseReason, ClosedBy, Credentials, Error, ErrorReason, FixedDelay, Handler, Lagged,
-    PingDetails, ProtocolVersion, ReconnectAction, ReconnectConfig, ReconnectStrategy, Reply, RequestError,
-    ResponseCode, ServiceId, SessionData, SessionError, SessionId, SessionProperties, SessionState,
-    StateChange, StateChanges, TransportError, UrlError,
+    PingDetails, ProtocolVersion, ProxyUrlError, ReconnectAction, ReconnectConfig, ReconnectStrategy, Reply,
+    RequestError, ResponseCode, ServiceId, SessionData, SessionError, SessionId, SessionProperties,
+    SessionState, StateChange, StateChanges, TransportError, UrlError,
 };
 
 /// The rustls this crate is built with (feature `rustls`), for `tls_config`: naming it
@@ -69,6 +88,20 @@ impl diffusion_client::Runtime for Tokio {
         addresses: Vec<SocketAddr>,
     ) -> impl Future<Output = std::io::Result<transport::Stream>> + Send {
         transport::connect_tcp(addresses)
+    }
+
+    fn write_all<'a>(
+        stream: &'a mut transport::Stream,
+        bytes: &'a [u8],
+    ) -> impl Future<Output = std::io::Result<()>> + Send + 'a {
+        transport::write_all(stream, bytes)
+    }
+
+    fn read<'a>(
+        stream: &'a mut transport::Stream,
+        buffer: &'a mut [u8],
+    ) -> impl Future<Output = std::io::Result<usize>> + Send + 'a {
+        transport::read(stream, buffer)
     }
 
     #[cfg(feature = "rustls")]
