@@ -53,7 +53,8 @@ struct Granted {
 ///
 /// [`ClientSession::new`] queues the first [`Output::Connect`]. After **every** call
 /// that feeds it (`handle_frame`, `handle_transport_closed`, `handle_timeout`, or a
-/// command such as `ping`, `invoke`, `respond`, `close`, `register_service`) the adapter:
+/// command such as `ping`, `call`, `invoke`, `respond`, `close`, `register_service`) the
+/// adapter:
 ///
 /// 1. drains [`ClientSession::poll_output`] until `None`, carrying out each output in
 ///    order (open the transport, send the frame, close the transport, deliver the event);

@@ -92,7 +92,27 @@ impl Eq for Topic {}
 ///
 /// For one topic the events come in the order: `Subscribed`, then any number of `Value`
 /// and `Error`, then `Unsubscribed`; after that the id may be bound again by a new
-/// `Subscribed`.
+/// `Subscribed`. Values stay encoded; a consumer decodes them in the type it wants:
+///
+/// ```
+/// use bytes::Bytes;
+/// use diffusion_proto::{DecodeValue, Topic, TopicEvent, TopicSpecification, TopicType};
+///
+/// let topic = Topic::new(2, "t/string", TopicSpecification::new(TopicType::String));
+/// let event = TopicEvent::Value {
+///     topic,
+///     value: Bytes::from_static(b"\x6bhello world"),
+///     old: None,
+///     delta: false,
+/// };
+/// if let TopicEvent::Value { topic, value, .. } = &event {
+///     // A JSON reader reads STRING topics too (TOPICS §2.5).
+///     assert!(topic.data_type().is_some_and(serde_json::Value::can_read));
+///     assert_eq!(String::decode_value(value)?, Some("hello world".to_owned()));
+///     assert_eq!(serde_json::Value::decode_value(value)?, Some("hello world".into()));
+/// }
+/// # Ok::<(), diffusion_proto::ValueError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum TopicEvent {
