@@ -8,13 +8,12 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use diffusion_proto::testing::{Edit, TopicScript, TopicStep};
+use diffusion_proto::testing::{accept_frame, request_frame, Edit, TopicScript, TopicStep};
 use diffusion_proto::{
-    AddTopicRequest, AddTopicResult, ClientConfig, ClientSession, ConnectionResponse, DeltaError,
-    EmptyPayload, ErrorReason, Event, LastField, Message, NotifySubscription, NotifyUnsubscription, Output,
-    PayloadError, ProtocolVersion, ResponseCode, ServiceCall, ServiceId, ServicePayload, SessionError,
-    SessionGrant, SessionId, SessionState, SessionToken, SubscribeRequest, Topic, TopicError, TopicEvent,
-    TopicSpecification, TopicType, TransportError, UnsubscribeReason,
+    AddTopicRequest, AddTopicResult, ClientConfig, ClientSession, DeltaError, EmptyPayload, ErrorReason,
+    Event, Message, NotifySubscription, NotifyUnsubscription, Output, PayloadError, ProtocolVersion,
+    ResponseCode, ServiceCall, ServiceId, ServicePayload, SessionError, SessionState, SubscribeRequest,
+    Topic, TopicError, TopicEvent, TopicSpecification, TopicType, TransportError, UnsubscribeReason,
 };
 use proptest::prelude::*;
 
@@ -61,19 +60,6 @@ proptest! {
 
 // ---- a session fed by hand ------------------------------------------------------------------
 
-const TOKEN: [u8; 24] = *b"ABCDEFGHIJKLMNOPQRSTUVWX";
-
-fn grant(code: ResponseCode, last_field: u32, version: ProtocolVersion) -> Bytes {
-    ConnectionResponse::Accepted(SessionGrant {
-        code,
-        session_id: SessionId { server: 1, value: 2 },
-        token: SessionToken::new(TOKEN),
-        ping_period_ms: 0,
-        last_field: LastField::for_code(code, last_field),
-    })
-    .encode(version)
-}
-
 /// A session and the clock it is fed with.
 struct Client {
     session: ClientSession,
@@ -94,7 +80,7 @@ impl Client {
             now,
             version,
         };
-        client.feed(grant(ResponseCode::Ok, 10_000_000, version));
+        client.feed(accept_frame(ResponseCode::Ok, 10_000_000, version));
         assert_eq!(client.session.state(), SessionState::ConnectedActive);
         client
     }
@@ -120,7 +106,7 @@ impl Client {
             path: path.to_owned(),
             specification: spec,
         };
-        self.topic_events(request(
+        self.topic_events(request_frame(
             ServiceId::NOTIFY_SUBSCRIPTION,
             0,
             n.to_bytes(self.version).unwrap(),
@@ -138,7 +124,7 @@ impl Client {
         assert!(outputs
             .iter()
             .any(|o| matches!(o, Output::Connect(r) if r.is_reconnect())));
-        outputs.extend(self.feed(grant(code, last_field, self.version)));
+        outputs.extend(self.feed(accept_frame(code, last_field, self.version)));
         assert_eq!(self.session.state(), SessionState::ConnectedActive);
         outputs
     }
@@ -162,15 +148,6 @@ fn transmitted(outputs: &[Output]) -> Vec<Message> {
             _ => None,
         })
         .collect()
-}
-
-fn request(service: ServiceId, cid: i64, payload: Bytes) -> Bytes {
-    Message::ServiceRequest {
-        service,
-        cid,
-        payload,
-    }
-    .to_bytes()
 }
 
 fn value(id: i32, bytes: &[u8]) -> Vec<u8> {
@@ -345,7 +322,7 @@ fn notifications_are_answered_only_when_they_expect_an_answer() {
     .to_bytes(ProtocolVersion::V25)
     .unwrap();
     // One-way, as servers send them: not answered (the JavaScript client does not either).
-    let out = c.feed(request(ServiceId::NOTIFY_SUBSCRIPTION, 0, n.clone()));
+    let out = c.feed(request_frame(ServiceId::NOTIFY_SUBSCRIPTION, 0, n.clone()));
     assert!(transmitted(&out).is_empty());
     // With a cid: an empty response.
     let gone = NotifyUnsubscription {
@@ -354,7 +331,7 @@ fn notifications_are_answered_only_when_they_expect_an_answer() {
     }
     .to_bytes(ProtocolVersion::V25)
     .unwrap();
-    let out = c.feed(request(ServiceId::NOTIFY_UNSUBSCRIPTION, 5, gone));
+    let out = c.feed(request_frame(ServiceId::NOTIFY_UNSUBSCRIPTION, 5, gone));
     assert_eq!(
         transmitted(&out),
         [Message::ServiceResponse {
@@ -367,7 +344,7 @@ fn notifications_are_answered_only_when_they_expect_an_answer() {
         [("a", UnsubscribeReason::Control)]
     );
     // One that does not decode: INVALID_DATA, counted, and the session goes on.
-    let out = c.feed(request(
+    let out = c.feed(request_frame(
         ServiceId::NOTIFY_SUBSCRIPTION,
         6,
         Bytes::from_static(&[0x01]),
@@ -380,7 +357,7 @@ fn notifications_are_answered_only_when_they_expect_an_answer() {
     assert_eq!(c.session.topic_stats().malformed_topic_messages, 1);
     // Registering the service does not take the notifications from the registry.
     c.session.register_service(ServiceId::NOTIFY_SUBSCRIPTION);
-    let events = c.topic_events(request(ServiceId::NOTIFY_SUBSCRIPTION, 0, n));
+    let events = c.topic_events(request_frame(ServiceId::NOTIFY_SUBSCRIPTION, 0, n));
     assert!(matches!(&events[..], [TopicEvent::Subscribed { .. }]));
 }
 

@@ -13,11 +13,11 @@ use std::path::PathBuf;
 use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
+use diffusion_proto::testing::accept_frame;
 use diffusion_proto::type_code;
 use diffusion_proto::{
-    apply_delta, produce_delta, ClientConfig, ClientSession, ConnectionResponse, Event, LastField, Output,
-    RequestId, ResponseCode, SessionGrant, SessionId, SessionState, SessionToken, Topic, TopicEvent,
-    TopicStats,
+    apply_delta, produce_delta, ClientConfig, ClientSession, Event, Output, RequestId, ResponseCode,
+    SessionState, Topic, TopicEvent, TopicStats,
 };
 use diffusion_proto::{
     AddAndSetTopicRequest, AddTopicRequest, AddTopicResult, ConstraintOperator, ConstraintValueType,
@@ -796,6 +796,23 @@ fn replay_response(service: ServiceId, payload: &[u8], v: ProtocolVersion, seen:
     }
 }
 
+/// (path, reason name) of each unsubscription a subscriber's stream reported: the Python
+/// driver logs the reason's name, the JavaScript driver its wire id.
+fn reported_unsubscriptions(scenario: &J) -> Vec<(String, String)> {
+    events(scenario, "subscriber", "unsubscribe")
+        .into_iter()
+        .map(|e| {
+            let reason = match &e["reason"] {
+                J::String(s) => s.to_lowercase(),
+                n => UnsubscribeReason::from_wire(n.as_u64().unwrap_or(99) as u8)
+                    .name()
+                    .to_owned(),
+            };
+            (text(&e["path"]).to_owned(), reason)
+        })
+        .collect()
+}
+
 fn events<'a>(scenario: &'a J, role: &str, event: &str) -> Vec<&'a J> {
     array(&scenario["clients"][role])
         .iter()
@@ -831,18 +848,7 @@ fn both_transcripts_replay_frame_by_frame() {
         }
 
         // Unsubscriptions: removal of t/binary (A) and the final UNSUBSCRIBE's reasons.
-        let reported: Vec<(String, String)> = events(scenario, "subscriber", "unsubscribe")
-            .into_iter()
-            .map(|e| {
-                let reason = match &e["reason"] {
-                    J::String(s) => s.to_lowercase(),
-                    n => UnsubscribeReason::from_wire(n.as_u64().unwrap_or(99) as u8)
-                        .name()
-                        .to_owned(),
-                };
-                (text(&e["path"]).to_owned(), reason)
-            })
-            .collect();
+        let reported = reported_unsubscriptions(scenario);
         for (path, reason) in &seen.unsubscriptions {
             assert!(
                 reported.contains(&(path.clone(), reason.name().to_owned())),
@@ -927,13 +933,6 @@ fn replay_subscriber(scenario: &J) -> SubscriberSession {
     let wall = SystemTime::UNIX_EPOCH;
     let config = ClientConfig::new("ws://h:1").unwrap_or_else(|e| panic!("{e}"));
     let mut session = ClientSession::new(config.with_version(v), now);
-    let grant = ConnectionResponse::Accepted(SessionGrant {
-        code: ResponseCode::Ok,
-        session_id: SessionId { server: 1, value: 2 },
-        token: SessionToken::new(*b"ABCDEFGHIJKLMNOPQRSTUVWX"),
-        ping_period_ms: 0,
-        last_field: LastField::MaxMessageSize(10_000_000),
-    });
     let mut seen = SubscriberSession::default();
     let drain = |session: &mut ClientSession, seen: &mut SubscriberSession| {
         while let Some(output) = session.poll_output() {
@@ -950,7 +949,7 @@ fn replay_subscriber(scenario: &J) -> SubscriberSession {
         }
     };
     drain(&mut session, &mut seen);
-    session.handle_frame(now, grant.encode(v));
+    session.handle_frame(now, accept_frame(ResponseCode::Ok, 10_000_000, v));
     for frame in frames.iter().filter(|f| f.get("conn") == Some(conn)) {
         let recorded = text(&frame["hex"]);
         let bytes = Bytes::from(unhex(recorded));
@@ -1137,19 +1136,7 @@ fn both_transcripts_through_a_client_session_give_what_the_official_subscriber_r
                 _ => None,
             })
             .collect();
-        let reported = first_of(
-            events(scenario, "subscriber", "unsubscribe")
-                .into_iter()
-                .map(|e| {
-                    let reason = match &e["reason"] {
-                        J::String(s) => s.to_lowercase(),
-                        n => UnsubscribeReason::from_wire(n.as_u64().unwrap_or(99) as u8)
-                            .name()
-                            .to_owned(),
-                    };
-                    (text(&e["path"]).to_owned(), reason)
-                }),
-        );
+        let reported = first_of(reported_unsubscriptions(scenario));
         assert_eq!(ours, reported, "{name}: unsubscriptions");
         assert!(
             !seen.events.iter().any(|e| matches!(e, TopicEvent::Error { .. })),

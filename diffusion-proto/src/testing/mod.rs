@@ -12,6 +12,6 @@ pub use script::{
     expected_after_parse, Checker, ClientScript, MessageOp, ResponseOp, SessionSetup, Step, MAX_STEPS,
 };
 pub use topics::{
-    script_specification, Edit, TopicScript, TopicStep, MAX_TOPIC_BODY, MAX_TOPIC_STEPS, TOPIC_IDS,
-    TOPIC_PATHS, TOPIC_SCRIPT_LIMIT,
+    accept_frame, request_frame, script_specification, Edit, TopicScript, TopicStep, MAX_TOPIC_BODY,
+    MAX_TOPIC_STEPS, TOPIC_IDS, TOPIC_PATHS, TOPIC_SCRIPT_LIMIT,
 };

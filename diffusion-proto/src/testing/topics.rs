@@ -378,15 +378,7 @@ impl Harness {
             ResponseCode::Reconnected => self.sent + 1,
             _ => 10_000_000,
         };
-        ConnectionResponse::Accepted(SessionGrant {
-            code,
-            session_id: SessionId { server: 1, value: 2 },
-            token: SessionToken::new(*b"ABCDEFGHIJKLMNOPQRSTUVWX"),
-            // No system pings: time only moves to reconnect.
-            ping_period_ms: 0,
-            last_field: LastField::for_code(code, last_field),
-        })
-        .encode(self.version)
+        accept_frame(code, last_field, self.version)
     }
 
     /// Carries out the outputs: topic events and transmitted frames, in order; panics on
@@ -475,7 +467,21 @@ pub fn script_specification(topic_type: u8, properties: u8) -> TopicSpecificatio
     spec
 }
 
-fn request(service: ServiceId, cid: i64, payload: Bytes) -> Bytes {
+/// A connection response accepting session `1-2` with `code`, in `version`, with no system
+/// pings; `last_field` is the recovery sequence of a 105, else the maximum message size.
+pub fn accept_frame(code: ResponseCode, last_field: u32, version: ProtocolVersion) -> Bytes {
+    ConnectionResponse::Accepted(SessionGrant {
+        code,
+        session_id: SessionId { server: 1, value: 2 },
+        token: SessionToken::new(*b"ABCDEFGHIJKLMNOPQRSTUVWX"),
+        ping_period_ms: 0,
+        last_field: LastField::for_code(code, last_field),
+    })
+    .encode(version)
+}
+
+/// A server's SERVICE_REQUEST frame.
+pub fn request_frame(service: ServiceId, cid: i64, payload: Bytes) -> Bytes {
     Message::ServiceRequest {
         service,
         cid,
@@ -541,7 +547,7 @@ impl TopicScript {
                     };
                     let payload = n.to_bytes(version).unwrap_or_default();
                     model.notify(n);
-                    let out = h.frame(request(ServiceId::NOTIFY_SUBSCRIPTION, cid(*c), payload));
+                    let out = h.frame(request_frame(ServiceId::NOTIFY_SUBSCRIPTION, cid(*c), payload));
                     check_answer(&out.1, cid(*c), true);
                     (out.0, Vec::new())
                 }
@@ -557,7 +563,7 @@ impl TopicScript {
                         topic_id: id(*i),
                         reason: UnsubscribeReason::from_wire(*reason),
                     });
-                    let frame = request(ServiceId::NOTIFY_UNSUBSCRIPTION, cid(*c), payload.freeze());
+                    let frame = request_frame(ServiceId::NOTIFY_UNSUBSCRIPTION, cid(*c), payload.freeze());
                     let out = h.frame(frame);
                     check_answer(&out.1, cid(*c), true);
                     (out.0, Vec::new())
@@ -619,7 +625,7 @@ impl TopicScript {
                     if !used {
                         model.stats.malformed_topic_messages += 1;
                     }
-                    let out = h.frame(request(service, cid(*c), payload));
+                    let out = h.frame(request_frame(service, cid(*c), payload));
                     check_answer(&out.1, cid(*c), used);
                     (out.0, Vec::new())
                 }
