@@ -461,6 +461,13 @@ pub fn selector(data: &[u8]) {
             assert_eq!(selector.as_str(), expression);
             assert_eq!(selector.to_string(), expression);
             let normalized = selector.normalized();
+            if normalized == expression {
+                // The same text again would prove nothing; the paths are still matched.
+                for path in paths {
+                    let _ = selector.matches(path);
+                }
+                return;
+            }
             let again = Selector::parse(&normalized)
                 .unwrap_or_else(|e| panic!("{expression:?} normalized to {normalized:?}: {e}"));
             assert_eq!(again.kind(), selector.kind());
