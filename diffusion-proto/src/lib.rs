@@ -8,7 +8,8 @@
 //! - [`ClientSession`], [`Server`]: the client and server state machines, driven the sans-IO way;
 //! - topics and messaging (TOPICS.md): values ([`DecodeValue`], [`EncodeValue`], [`TopicValue`]),
 //!   deltas ([`apply_delta`], [`produce_delta`]), [`Selector`], [`TopicSpecification`],
-//!   [`UpdateConstraint`] and the service codecs ([`ServicePayload`], [`ServiceCall`]).
+//!   [`UpdateConstraint`] and the service codecs ([`ServicePayload`], [`ServiceCall`]);
+//!   a session's topics arrive as [`TopicEvent`]s about [`Topic`]s.
 //!
 //! Every type has one public path, at the crate root; [`wire`] is the one public module
 //! (with `testing`, the in-memory simulation, under the feature of that name).
@@ -60,7 +61,7 @@ pub use reconnect::{Backoff, FixedDelay, ReconnectAction, ReconnectConfig, Recon
 pub use server::{
     AcceptOutcome, AllowAll, Authenticator, ConnectionId, CounterEntropy, Entropy, Server, ServerCloseReason,
     ServerConfig, ServerEvent, ServerEventKind, ServerOutput, ServerStats, SessionInfo, SessionStats,
-    SubscriptionInfo, TopicInfo, TopicSent, TopicStats, TopicTreeError, UpgradeRequest, UserTable,
+    SubscriptionInfo, TopicInfo, TopicSent, TopicTreeError, TopicTreeStats, UpgradeRequest, UserTable,
 };
 pub use state::{CloseReason, ClosedBy, SessionState};
 pub use topics::{
@@ -68,8 +69,9 @@ pub use topics::{
     ConstraintValueType, DataType, DecodeValue, DeltaError, EmptyPayload, EncodeValue, FetchRange,
     FetchRequest, FetchResponse, FetchResult, Json, NotifySubscription, NotifyUnsubscription,
     PartialJsonCondition, PayloadError, RemoveTopicsRequest, RemoveTopicsResponse, Selector, SelectorError,
-    SelectorKind, ServiceCall, ServicePayload, SetTopicRequest, SubscribeRequest, TopicSize,
-    TopicSpecification, TopicState, TopicType, TopicTypeSet, TopicValue, UnsubscribeReason,
-    UnsubscribeRequest, UnsupportedConstraint, UpdateConstraint, ValueCondition, ValueError, FETCH_NO_LIMIT,
+    SelectorKind, ServiceCall, ServicePayload, SetTopicRequest, SubscribeRequest, Topic, TopicError,
+    TopicEvent, TopicSize, TopicSpecification, TopicState, TopicStats, TopicType, TopicTypeSet, TopicValue,
+    UnsubscribeReason, UnsubscribeRequest, UnsupportedConstraint, UpdateConstraint, ValueCondition,
+    ValueError, FETCH_NO_LIMIT,
 };
 pub use transport::TransportError;

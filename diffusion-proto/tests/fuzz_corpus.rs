@@ -77,7 +77,11 @@ fn every_target_is_replayed() {
             "message",
             "upgrade_params",
             "client_session",
-            "round_trip"
+            "round_trip",
+            "topic_session",
+            "apply_delta",
+            "selector",
+            "value_decode"
         ]
     );
     for kind in ["corpus", "regressions"] {

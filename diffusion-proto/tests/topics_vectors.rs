@@ -1,7 +1,8 @@
 //! The topic and messaging vectors (`testdata/vectors/topics_*.json`) against the codecs of
 //! `diffusion_proto`: value encodings and deltas, the selector truth table, every live
-//! client request with the oracle's decoding, the official encoders' outputs, and every
-//! frame of both live transcripts in both directions.
+//! client request with the oracle's decoding, the official encoders' outputs, every frame
+//! of both live transcripts in both directions, and the subscriber's side of both
+//! transcripts through a `ClientSession`.
 //!
 //! Where our encoder deliberately writes another form than an official client (definite
 //! lengths, 8-byte floats), the test asserts our form decodes to the same value.
@@ -9,17 +10,22 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
+use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
+use diffusion_proto::testing::accept_frame;
 use diffusion_proto::type_code;
 use diffusion_proto::{
-    apply_delta, produce_delta, AddAndSetTopicRequest, AddTopicRequest, AddTopicResult, ConstraintOperator,
-    ConstraintValueType, DataType, EmptyPayload, EncodeValue, ErrorReason, FetchRequest, FetchResponse,
-    HandlerRequest, Message, MessagingValue, NotifySubscription, NotifyUnsubscription, PartialJsonCondition,
-    ProtocolVersion, RegisterHandlerRequest, RemoveTopicsRequest, RemoveTopicsResponse, Selector,
-    SelectorKind, SendRequest, ServiceId, ServicePayload, SetTopicRequest, SubscribeRequest,
-    TopicSpecification, TopicType, TopicValue, UnsubscribeReason, UnsubscribeRequest, UpdateConstraint,
-    ValueCondition,
+    apply_delta, produce_delta, ClientConfig, ClientSession, Event, Output, RequestId, ResponseCode,
+    SessionState, Topic, TopicEvent, TopicStats,
+};
+use diffusion_proto::{
+    AddAndSetTopicRequest, AddTopicRequest, AddTopicResult, ConstraintOperator, ConstraintValueType,
+    DataType, EmptyPayload, EncodeValue, ErrorReason, FetchRequest, FetchResponse, HandlerRequest, Message,
+    MessagingValue, NotifySubscription, NotifyUnsubscription, PartialJsonCondition, ProtocolVersion,
+    RegisterHandlerRequest, RemoveTopicsRequest, RemoveTopicsResponse, Selector, SelectorKind, SendRequest,
+    ServiceId, ServicePayload, SetTopicRequest, SubscribeRequest, TopicSpecification, TopicType, TopicValue,
+    UnsubscribeReason, UnsubscribeRequest, UpdateConstraint, ValueCondition,
 };
 use serde_json::{json, Value as J};
 
@@ -790,6 +796,23 @@ fn replay_response(service: ServiceId, payload: &[u8], v: ProtocolVersion, seen:
     }
 }
 
+/// (path, reason name) of each unsubscription a subscriber's stream reported: the Python
+/// driver logs the reason's name, the JavaScript driver its wire id.
+fn reported_unsubscriptions(scenario: &J) -> Vec<(String, String)> {
+    events(scenario, "subscriber", "unsubscribe")
+        .into_iter()
+        .map(|e| {
+            let reason = match &e["reason"] {
+                J::String(s) => s.to_lowercase(),
+                n => UnsubscribeReason::from_wire(n.as_u64().unwrap_or(99) as u8)
+                    .name()
+                    .to_owned(),
+            };
+            (text(&e["path"]).to_owned(), reason)
+        })
+        .collect()
+}
+
 fn events<'a>(scenario: &'a J, role: &str, event: &str) -> Vec<&'a J> {
     array(&scenario["clients"][role])
         .iter()
@@ -825,18 +848,7 @@ fn both_transcripts_replay_frame_by_frame() {
         }
 
         // Unsubscriptions: removal of t/binary (A) and the final UNSUBSCRIBE's reasons.
-        let reported: Vec<(String, String)> = events(scenario, "subscriber", "unsubscribe")
-            .into_iter()
-            .map(|e| {
-                let reason = match &e["reason"] {
-                    J::String(s) => s.to_lowercase(),
-                    n => UnsubscribeReason::from_wire(n.as_u64().unwrap_or(99) as u8)
-                        .name()
-                        .to_owned(),
-                };
-                (text(&e["path"]).to_owned(), reason)
-            })
-            .collect();
+        let reported = reported_unsubscriptions(scenario);
         for (path, reason) in &seen.unsubscriptions {
             assert!(
                 reported.contains(&(path.clone(), reason.name().to_owned())),
@@ -889,4 +901,262 @@ fn both_transcripts_replay_frame_by_frame() {
         );
     }
     assert_eq!(frames, 96 + 75);
+}
+
+// ---------------------------------------------------------------------------------------
+// topics_flows.json once more: the subscriber's connection through a `ClientSession`.
+
+/// What a `ClientSession` connected like the subscriber of a transcript made of the
+/// server's frames, and what it sent.
+#[derive(Default)]
+struct SubscriberSession {
+    events: Vec<TopicEvent>,
+    /// The frames our session sent, and those the official client sent apart from its
+    /// answers to one-way notifications (the Python client answers them, we do not).
+    sent: Vec<String>,
+    recorded: Vec<String>,
+    /// The responses to its SUBSCRIBE and UNSUBSCRIBE, as `Reply::response` reads them.
+    responses: Vec<EmptyPayload>,
+    stats: TopicStats,
+    closed: Option<SessionState>,
+}
+
+fn replay_subscriber(scenario: &J) -> SubscriberSession {
+    let frames = array(&scenario["frames"]);
+    let subscribe = frames
+        .iter()
+        .position(|f| f["dir"] == "c->s" && f["service"] == "SUBSCRIBE")
+        .unwrap_or_else(|| panic!("no SUBSCRIBE"));
+    let conn = &frames[subscribe]["conn"];
+    let v = version(&frames[subscribe + 1]["decoded"]["protocol"]);
+    let now = Instant::now();
+    let wall = SystemTime::UNIX_EPOCH;
+    let config = ClientConfig::new("ws://h:1").unwrap_or_else(|e| panic!("{e}"));
+    let mut session = ClientSession::new(config.with_version(v), now);
+    let mut seen = SubscriberSession::default();
+    let drain = |session: &mut ClientSession, seen: &mut SubscriberSession| {
+        while let Some(output) = session.poll_output() {
+            match output {
+                Output::Transmit(frame) => seen.sent.push(hex(&frame)),
+                Output::Event(Event::Topic(event)) => seen.events.push(event),
+                Output::Event(Event::Response { result, .. }) => {
+                    let reply = result.unwrap_or_else(|e| panic!("{e}"));
+                    let response = reply.response::<SubscribeRequest>();
+                    seen.responses.push(response.unwrap_or_else(|e| panic!("{e}")));
+                }
+                _ => {}
+            }
+        }
+    };
+    drain(&mut session, &mut seen);
+    session.handle_frame(now, accept_frame(ResponseCode::Ok, 10_000_000, v));
+    for frame in frames.iter().filter(|f| f.get("conn") == Some(conn)) {
+        let recorded = text(&frame["hex"]);
+        let bytes = Bytes::from(unhex(recorded));
+        if frame["dir"] == "s->c" {
+            session.handle_frame(now, bytes);
+        } else {
+            let call = match Message::decode(&bytes).unwrap_or_else(|e| panic!("{recorded}: {e}")) {
+                Message::ServiceRequest { service, payload, .. } if service == ServiceId::SUBSCRIBE => {
+                    let request: SubscribeRequest = exact(&payload, v, recorded);
+                    session.call(now, wall, &request)
+                }
+                Message::ServiceRequest { service, payload, .. } if service == ServiceId::UNSUBSCRIBE => {
+                    let request: UnsubscribeRequest = exact(&payload, v, recorded);
+                    session.call(now, wall, &request)
+                }
+                Message::ServiceResponse { cid: 0, .. } => continue,
+                Message::CloseRequest => {
+                    session.close(now);
+                    Ok(RequestId(0))
+                }
+                other => panic!("the subscriber sent {other:?}"),
+            };
+            call.unwrap_or_else(|e| panic!("{recorded}: {e}"));
+            seen.recorded.push(recorded.to_owned());
+        }
+        drain(&mut session, &mut seen);
+    }
+    seen.stats = session.topic_stats();
+    seen.closed = Some(session.state()).filter(|s| s.is_closed());
+    assert_eq!(session.topics().len(), seen.stats.subscribed);
+    seen
+}
+
+/// The first appearance of each key, in order.
+fn first_of<T: PartialEq>(items: impl IntoIterator<Item = T>) -> Vec<T> {
+    let mut out = Vec::new();
+    for item in items {
+        if !out.contains(&item) {
+            out.push(item);
+        }
+    }
+    out
+}
+
+/// A subscription event's topic type and properties: the JavaScript driver logs the
+/// properties, the Python driver the specification's repr, e.g.
+/// `StringDataTypeTopicSpecification({'PUBLISH_VALUES_ONLY': True})`.
+fn reported_specification(event: &J) -> (Option<String>, Vec<(String, String)>) {
+    if let Some(properties) = event.get("properties").and_then(J::as_object) {
+        let props = properties
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str().map_or(v.to_string(), str::to_owned)))
+            .collect();
+        return (None, props);
+    }
+    let repr = text(&event["spec"]);
+    let (kind, rest) = repr
+        .split_once("DataTypeTopicSpecification(")
+        .unwrap_or_else(|| panic!("{repr}"));
+    let body = rest.trim_end_matches(')').trim_matches(|c| c == '{' || c == '}');
+    let props = body
+        .split(", ")
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once(": ").unwrap_or_else(|| panic!("{repr}"));
+            (
+                k.trim_matches('\'').to_owned(),
+                v.trim_matches('\'').to_lowercase(),
+            )
+        })
+        .collect();
+    (Some(kind.to_lowercase()), props)
+}
+
+#[test]
+fn both_transcripts_through_a_client_session_give_what_the_official_subscriber_reported() {
+    let file = load("topics_flows.json");
+    let scenarios = file["scenarios"]
+        .as_object()
+        .unwrap_or_else(|| panic!("scenarios"));
+    let mut values = 0;
+    for (name, scenario) in scenarios {
+        let seen = replay_subscriber(scenario);
+        // Our requests are the official client's, byte for byte, in its protocol version.
+        assert_eq!(seen.sent, seen.recorded, "{name}");
+        assert_eq!(seen.responses, [EmptyPayload, EmptyPayload], "{name}");
+        assert_eq!(
+            (
+                seen.stats.unknown_topic_messages,
+                seen.stats.malformed_topic_messages,
+                seen.stats.topic_errors,
+                seen.stats.subscribed
+            ),
+            (0, 0, 0, 0),
+            "{name}"
+        );
+
+        // Subscribed: the same topics in the same order, each readable by every stream
+        // that reported it, with the same properties.
+        let ours: Vec<&Topic> = seen
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                TopicEvent::Subscribed { topic } => Some(topic),
+                _ => None,
+            })
+            .collect();
+        let reported = events(scenario, "subscriber", "subscribe");
+        let paths = first_of(reported.iter().map(|e| text(&e["path"])));
+        let our_paths: Vec<&str> = ours.iter().map(|t| t.path()).collect();
+        assert_eq!(our_paths, paths, "{name}: subscribed");
+        for event in &reported {
+            let topic = ours
+                .iter()
+                .find(|t| t.path() == text(&event["path"]))
+                .unwrap_or_else(|| panic!("{event}"));
+            let dt = topic.data_type().unwrap_or_else(|| panic!("{topic:?}"));
+            assert!(data_type(text(&event["stream"])).can_read(dt), "{name}: {event}");
+            let (kind, props) = reported_specification(event);
+            if let Some(kind) = kind {
+                assert_eq!(kind, dt.name(), "{name}: {event}");
+            }
+            let ours: Vec<(String, String)> = topic
+                .specification()
+                .properties()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect();
+            assert_eq!(ours, props, "{name}: {event}");
+        }
+
+        // Values: each stream's k-th update of a path is our k-th value of that path, read
+        // as the stream's type, with the same old value; the topic's own-type stream saw
+        // every one of ours.
+        let our_values = |path: &str| -> Vec<(Bytes, Option<Bytes>)> {
+            seen.events
+                .iter()
+                .filter_map(|e| match e {
+                    TopicEvent::Value {
+                        topic, value, old, ..
+                    } if topic.path() == path => Some((value.clone(), old.clone())),
+                    _ => None,
+                })
+                .collect()
+        };
+        let updates = events(scenario, "subscriber", "update");
+        let streams = first_of(updates.iter().map(|e| (text(&e["stream"]), text(&e["path"]))));
+        for (stream, path) in streams {
+            let dt = data_type(stream);
+            let reported: Vec<&&J> = updates
+                .iter()
+                .filter(|e| e["stream"] == stream && e["path"] == path)
+                .collect();
+            let ours = our_values(path);
+            let own_type = ours_topic_type(&seen.events, path) == Some(dt);
+            if own_type {
+                assert_eq!(ours.len(), reported.len(), "{name}: values of {path}");
+            }
+            assert!(ours.len() >= reported.len(), "{name}: {stream} {path}");
+            for ((value, old), event) in ours.iter().zip(reported) {
+                assert_eq!(decode_value(dt, value), event["value"], "{name}: {event}");
+                if let Some(r_old) = event.get("old") {
+                    let old = old.as_deref().map_or(J::Null, |o| decode_value(dt, o));
+                    assert_eq!(old, *r_old, "{name}: {event}");
+                }
+                values += 1;
+            }
+        }
+        // The deltas were applied, not resent whole.
+        let deltas = seen
+            .events
+            .iter()
+            .filter(|e| matches!(e, TopicEvent::Value { delta: true, .. }))
+            .count();
+        assert_eq!(deltas, 2, "{name}");
+
+        // Unsubscriptions: the same topics, in the same order, for the same reasons.
+        let ours: Vec<(String, String)> = seen
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                TopicEvent::Unsubscribed { topic, reason } => {
+                    Some((topic.path().to_owned(), reason.name().to_owned()))
+                }
+                _ => None,
+            })
+            .collect();
+        let reported = first_of(reported_unsubscriptions(scenario));
+        assert_eq!(ours, reported, "{name}: unsubscriptions");
+        assert!(
+            !seen.events.iter().any(|e| matches!(e, TopicEvent::Error { .. })),
+            "{name}"
+        );
+        // Scenario B's subscriber (JavaScript) closes: CLOSE_REQUEST, then the ABORT.
+        let closes = events(scenario, "subscriber", "closed").len();
+        assert_eq!(closes, 1, "{name}");
+        if seen.sent.last().map(String::as_str) == Some("1d") {
+            assert_eq!(seen.closed, Some(SessionState::ClosedByClient), "{name}");
+        }
+    }
+    // A: 5 + 3 + 2 updates of own-type streams; B: 8 + 5 + 2 of own-type and JSON streams.
+    assert_eq!(values, 10 + 15);
+}
+
+/// The datatype of the topic at `path` as its subscription said.
+fn ours_topic_type(events: &[TopicEvent], path: &str) -> Option<DataType> {
+    events.iter().find_map(|e| match e {
+        TopicEvent::Subscribed { topic } if topic.path() == path => topic.data_type(),
+        _ => None,
+    })
 }

@@ -1,5 +1,6 @@
 //! Writes the seed corpora of every target under `fuzz/corpus/<target>/seed-*` from the
-//! protocol vectors in `diffusion-proto/testdata/vectors` (real captures included): `cargo run --example seed_corpus`.
+//! protocol vectors in `diffusion-proto/testdata/vectors` (real captures and the live topic
+//! transcripts included): `cargo run --example seed_corpus`.
 //
 // Seeds are rewritten on every run (old `seed-*` files are removed first); other corpus
 // files, those the fuzzer found and `-merge=1` kept, are left alone.
@@ -10,10 +11,14 @@ use std::time::Instant;
 
 use arbitrary::Arbitrary;
 
-use diffusion_proto::testing::{ClientScript, MessageOp, ResponseOp, SessionSetup, Step};
+use diffusion_proto::testing::{
+    ClientScript, Edit, MessageOp, ResponseOp, SessionSetup, Step, TopicScript, TopicStep, TOPIC_IDS,
+    TOPIC_PATHS,
+};
 use diffusion_proto::{
-    ConnectionId, ConnectionResponse, CounterEntropy, Server, ServerConfig, ServerOutput, UpgradeRequest,
-    UserTable,
+    ConnectionId, ConnectionResponse, CounterEntropy, Message, NotifySubscription, NotifyUnsubscription,
+    ProtocolVersion, Server, ServerConfig, ServerOutput, ServiceId, ServicePayload, TopicSpecification,
+    TopicType, UpgradeRequest, UserTable,
 };
 use serde_json::Value;
 
@@ -71,6 +76,13 @@ fn main() {
     write(&fuzz, "round_trip", &round_trip);
     write(&fuzz, "upgrade_params", &upgrades);
     write(&fuzz, "client_session", &sessions);
+
+    let flows = load("topics_flows.json");
+    let datatypes = load("topics_datatypes.json");
+    write(&fuzz, "topic_session", &topic_session_seeds(&flows));
+    write(&fuzz, "apply_delta", &delta_seeds(&datatypes));
+    write(&fuzz, "selector", &selector_seeds(&load("topics_selectors.json")));
+    write(&fuzz, "value_decode", &value_seeds(&datatypes, &flows));
     regressions(&fuzz);
 }
 
@@ -758,4 +770,419 @@ fn encode_step(step: &Step, out: &mut Vec<u8>) {
             out.extend(s.to_le_bytes());
         }
     }
+}
+
+// ---- topics ------------------------------------------------------------------------------
+
+/// Old value and delta in the `apply_delta` input form: the old value's length (u16 LE),
+/// the old value, the delta.
+fn delta_input(old: &[u8], delta: &[u8]) -> Vec<u8> {
+    let mut out = (old.len() as u16).to_le_bytes().to_vec();
+    out.extend_from_slice(old);
+    out.extend_from_slice(delta);
+    out
+}
+
+/// Every delta of both clients (a missing delta is the no-change `f6`), and a few that fail.
+fn delta_seeds(datatypes: &Value) -> Seeds {
+    let mut seeds = Seeds::new();
+    for client in ["javascript_6_12_1", "python_6_12_2"] {
+        for entry in datatypes[client]["deltas"].as_array().into_iter().flatten() {
+            let hex_of = |key: &str| entry.get(key).and_then(Value::as_str).and_then(strict_hex);
+            let Some(old) = hex_of("old_hex") else { continue };
+            let delta = hex_of("delta_hex").unwrap_or_else(|| vec![0xf6]);
+            add_unique(&mut seeds, client, delta_input(&old, &delta));
+        }
+    }
+    let old = b"\x6bhello world";
+    for (name, delta) in [
+        ("copy-out-of-range", &[0x00, 0x18, 0x40][..]),
+        ("missing-length", &[0x00]),
+        ("not-an-item", &[0x20]),
+        ("many-copies", &[0x00, 0x0c, 0x00, 0x0c, 0x00, 0x0c, 0x00, 0x0c]),
+        ("indefinite-bytes", &[0x5f, 0x41, 0x61, 0x42, 0x62, 0x63, 0xff]),
+    ] {
+        seeds.insert(format!("hand-{name}"), delta_input(old, delta));
+    }
+    seeds
+}
+
+/// Every selector of both clients' tables, with the table's seven paths as the other lines.
+fn selector_seeds(selectors: &Value) -> Seeds {
+    let mut seeds = Seeds::new();
+    for client in ["javascript_6_12_1", "python_6_12_2"] {
+        for entry in selectors[client].as_array().into_iter().flatten() {
+            let Some(expression) = entry.get("expression").and_then(Value::as_str) else {
+                continue;
+            };
+            let mut text = expression.to_owned();
+            for path in entry["matches"].as_object().into_iter().flat_map(|m| m.keys()) {
+                text.push('\n');
+                text.push_str(path);
+            }
+            add_unique(&mut seeds, client, text.into_bytes());
+        }
+    }
+    for (name, text) in [
+        ("empty", ""),
+        ("bad-pattern", "?a/(\na"),
+        ("empty-member", "#>a////////>b\na"),
+        ("unsupported", "$a\na"),
+    ] {
+        seeds.insert(format!("hand-{name}"), text.as_bytes().to_vec());
+    }
+    seeds
+}
+
+/// Every value encoding of both clients, the values the deltas build, and every value
+/// the live transcripts carried.
+fn value_seeds(datatypes: &Value, flows: &Value) -> Seeds {
+    let mut seeds = Seeds::new();
+    for client in ["javascript_6_12_1", "python_6_12_2"] {
+        for section in ["values", "deltas"] {
+            for entry in datatypes[client][section].as_array().into_iter().flatten() {
+                for key in ["hex", "old_hex", "new_hex"] {
+                    if let Some(bytes) = entry.get(key).and_then(Value::as_str).and_then(strict_hex) {
+                        add_unique(&mut seeds, client, bytes);
+                    }
+                }
+            }
+        }
+    }
+    for (name, frames) in scenario_frames(flows) {
+        for frame in frames {
+            if frame.first() == Some(&0x04) && frame.len() > 5 {
+                add_unique(&mut seeds, &format!("flow-{name}"), frame[5..].to_vec());
+            }
+        }
+    }
+    seeds
+}
+
+/// Each transcript's frames, by scenario, with their connection and direction.
+fn scenario_frames(flows: &Value) -> Vec<(String, Vec<Vec<u8>>)> {
+    let Some(scenarios) = flows.get("scenarios").and_then(Value::as_object) else {
+        return Vec::new();
+    };
+    scenarios
+        .iter()
+        .map(|(name, scenario)| {
+            let frames = scenario["frames"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|f| f["dir"] == "s->c")
+                .filter_map(|f| f["hex"].as_str().and_then(strict_hex))
+                .collect();
+            (name.clone(), frames)
+        })
+        .collect()
+}
+
+fn index_of<T: PartialEq>(items: &[T], item: &T) -> u8 {
+    items
+        .iter()
+        .position(|i| i == item)
+        .unwrap_or_else(|| panic!("not in the script's table")) as u8
+}
+
+/// The server → client frames of one subscriber connection as topic steps.
+fn topic_steps(frames: &[Vec<u8>], version: ProtocolVersion) -> Vec<TopicStep> {
+    let mut steps = Vec::new();
+    for frame in frames {
+        let Ok(message) = Message::decode(&frame.clone().into()) else {
+            continue;
+        };
+        match message {
+            Message::ServiceRequest {
+                service,
+                cid,
+                payload,
+            } if service == ServiceId::NOTIFY_SUBSCRIPTION => {
+                let Ok(n) = NotifySubscription::decode(&payload, version) else {
+                    continue;
+                };
+                let spec = &n.specification;
+                let flag = |key: &str, bit: u8| {
+                    if spec.property(key) == Some("true") {
+                        bit
+                    } else {
+                        0
+                    }
+                };
+                steps.push(TopicStep::Notify {
+                    id: index_of(&TOPIC_IDS, &n.topic_id),
+                    path: index_of(&TOPIC_PATHS, &n.path.as_str()),
+                    topic_type: index_of(&TopicType::ALL, &spec.topic_type()),
+                    properties: flag(TopicSpecification::DONT_RETAIN_VALUE, 1)
+                        | flag(TopicSpecification::PUBLISH_VALUES_ONLY, 2)
+                        | flag(TopicSpecification::TIDY_ON_UNSUBSCRIBE, 4),
+                    cid: cid as u8,
+                });
+            }
+            Message::ServiceRequest {
+                service,
+                cid,
+                payload,
+            } if service == ServiceId::NOTIFY_UNSUBSCRIPTION => {
+                let Ok(n) = NotifyUnsubscription::decode(&payload, version) else {
+                    continue;
+                };
+                steps.push(TopicStep::Unsubscribe {
+                    id: index_of(&TOPIC_IDS, &n.topic_id),
+                    reason: n.reason.wire_id().unwrap_or(4),
+                    cid: cid as u8,
+                });
+            }
+            Message::TopicValue {
+                topic_id, payload, ..
+            }
+            | Message::TopicDelta {
+                topic_id, payload, ..
+            } => steps.push(TopicStep::Topic {
+                type_byte: u8::from(frame[0] == 0x05),
+                id: index_of(&TOPIC_IDS, &topic_id),
+                payload: payload.to_vec(),
+            }),
+            _ => {}
+        }
+    }
+    steps
+}
+
+/// Both transcripts' subscriber sides (in their protocol versions), each also cut by a
+/// 105 and a 106 after its values; then a few written by hand for what they do not show.
+fn topic_session_seeds(flows: &Value) -> Seeds {
+    let mut seeds = Seeds::new();
+    let scenarios = flows.get("scenarios").and_then(Value::as_object);
+    for (name, scenario) in scenarios.into_iter().flatten() {
+        let frames = scenario["frames"].as_array().cloned().unwrap_or_default();
+        // The subscriber is the connection that sent SUBSCRIBE; its protocol is in the
+        // oracle's decoding that follows.
+        let Some(at) = frames
+            .iter()
+            .position(|f| f["dir"] == "c->s" && f["service"] == "SUBSCRIBE")
+        else {
+            continue;
+        };
+        let conn = frames[at]["conn"].clone();
+        let v29 = frames[at + 1]["decoded"]["protocol"] == 29;
+        let version = if v29 {
+            ProtocolVersion::V29
+        } else {
+            ProtocolVersion::V25
+        };
+        let own: Vec<Vec<u8>> = frames
+            .iter()
+            .filter(|f| f["conn"] == conn && f["dir"] == "s->c")
+            .filter_map(|f| f["hex"].as_str().and_then(strict_hex))
+            .collect();
+        let steps = topic_steps(&own, version);
+        seeds.insert(format!("flow-{name}"), encode_topic_script(u8::from(v29), &steps));
+        // Cut after the last value, before the unsubscriptions.
+        let cut = steps
+            .iter()
+            .rposition(|s| matches!(s, TopicStep::Topic { .. }))
+            .map_or(steps.len(), |i| i + 1);
+        for (code, label) in [(0u8, "105"), (1, "106"), (2, "new-session")] {
+            let mut cut_steps = steps[..cut].to_vec();
+            cut_steps.push(TopicStep::Reconnect { code });
+            cut_steps.extend_from_slice(&steps[..cut]);
+            cut_steps.extend_from_slice(&steps[cut..]);
+            seeds.insert(
+                format!("flow-{name}-{label}"),
+                encode_topic_script(u8::from(v29), &cut_steps),
+            );
+        }
+    }
+
+    let notify = |id: u8, topic_type: u8, properties: u8| TopicStep::Notify {
+        id,
+        path: id,
+        topic_type,
+        properties,
+        cid: 0,
+    };
+    let value = |id: u8, payload: &[u8]| TopicStep::Topic {
+        type_byte: 0,
+        id,
+        payload: payload.to_vec(),
+    };
+    let mut hand = |name: &str, steps: Vec<TopicStep>| {
+        seeds.insert(format!("hand-{name}"), encode_topic_script(0, &steps));
+    };
+    hand(
+        "delta-edits",
+        vec![
+            notify(0, 3, 0),
+            value(0, b"\x6bhello world"),
+            TopicStep::Delta {
+                id: 0,
+                edits: vec![
+                    Edit::Insert(b"\x71".to_vec()),
+                    Edit::Copy { start: 1, length: 5 },
+                    Edit::Insert(b" brave".to_vec()),
+                    Edit::Copy { start: 6, length: 6 },
+                ],
+            },
+            TopicStep::Delta {
+                id: 0,
+                edits: vec![Edit::Copy { start: 0, length: 40 }],
+            },
+        ],
+    );
+    hand(
+        "dont-retain",
+        vec![
+            notify(1, 1, 1),
+            value(1, b"\x01"),
+            value(1, b"\x02"),
+            TopicStep::Delta {
+                id: 1,
+                edits: vec![Edit::Copy { start: 0, length: 1 }],
+            },
+        ],
+    );
+    hand(
+        "malformed",
+        vec![
+            notify(2, 0, 0),
+            TopicStep::Short { type_byte: 0, len: 3 },
+            TopicStep::Short {
+                type_byte: 0x81,
+                len: 0,
+            },
+            TopicStep::Topic {
+                type_byte: 0x80,
+                id: 2,
+                payload: b"\x78\x9c".to_vec(),
+            },
+            TopicStep::Topic {
+                type_byte: 1,
+                id: 2,
+                payload: vec![0x00, 0x05],
+            },
+            TopicStep::Notification {
+                unsubscribe: false,
+                cid: 3,
+                payload: vec![0x01, 0x01, b'a', 0x07, 0x00],
+            },
+            TopicStep::Notification {
+                unsubscribe: true,
+                cid: 1,
+                payload: vec![0x03],
+            },
+        ],
+    );
+    hand(
+        "rebind-and-unknown",
+        vec![
+            notify(3, 3, 0),
+            value(3, b"\x61x"),
+            notify(3, 3, 0),
+            TopicStep::Notify {
+                id: 3,
+                path: 7,
+                topic_type: 1,
+                properties: 2,
+                cid: 2,
+            },
+            value(9, b"\x61y"),
+            TopicStep::Unsubscribe {
+                id: 9,
+                reason: 2,
+                cid: 1,
+            },
+            TopicStep::Unsubscribe {
+                id: 3,
+                reason: 200,
+                cid: 0,
+            },
+        ],
+    );
+    seeds
+}
+
+/// The bytes `arbitrary` makes a `TopicScript { version, steps }` from (checked: they read
+/// back as the script).
+fn encode_topic_script(version: u8, steps: &[TopicStep]) -> Vec<u8> {
+    fn vec_u8(out: &mut Vec<u8>, bytes: &[u8]) {
+        for b in bytes {
+            out.extend([1, *b]);
+        }
+        out.push(0);
+    }
+    const STEPS: u64 = 7;
+    let mut out = vec![version];
+    for step in steps {
+        out.push(1);
+        match step {
+            TopicStep::Notify {
+                id,
+                path,
+                topic_type,
+                properties,
+                cid,
+            } => {
+                out.extend(tag(0, STEPS));
+                out.extend([*id, *path, *topic_type, *properties, *cid]);
+            }
+            TopicStep::Unsubscribe { id, reason, cid } => {
+                out.extend(tag(1, STEPS));
+                out.extend([*id, *reason, *cid]);
+            }
+            TopicStep::Topic {
+                type_byte,
+                id,
+                payload,
+            } => {
+                out.extend(tag(2, STEPS));
+                out.extend([*type_byte, *id]);
+                vec_u8(&mut out, payload);
+            }
+            TopicStep::Delta { id, edits } => {
+                out.extend(tag(3, STEPS));
+                out.push(*id);
+                for edit in edits {
+                    out.push(1);
+                    match edit {
+                        Edit::Insert(bytes) => {
+                            out.extend(tag(0, 2));
+                            vec_u8(&mut out, bytes);
+                        }
+                        Edit::Copy { start, length } => {
+                            out.extend(tag(1, 2));
+                            out.extend(start.to_le_bytes());
+                            out.extend(length.to_le_bytes());
+                        }
+                    }
+                }
+                out.push(0);
+            }
+            TopicStep::Short { type_byte, len } => {
+                out.extend(tag(4, STEPS));
+                out.extend([*type_byte, *len]);
+            }
+            TopicStep::Notification {
+                unsubscribe,
+                cid,
+                payload,
+            } => {
+                out.extend(tag(5, STEPS));
+                out.extend([u8::from(*unsubscribe), *cid]);
+                vec_u8(&mut out, payload);
+            }
+            TopicStep::Reconnect { code } => {
+                out.extend(tag(6, STEPS));
+                out.push(*code);
+            }
+        }
+    }
+    let script = TopicScript {
+        version,
+        steps: steps.to_vec(),
+    };
+    let read = TopicScript::arbitrary_take_rest(arbitrary::Unstructured::new(&out));
+    assert_eq!(read.as_ref(), Ok(&script), "the encoding does not read back");
+    out
 }

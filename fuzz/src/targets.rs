@@ -10,12 +10,13 @@ use std::time::Instant;
 
 use arbitrary::{Arbitrary, Unstructured};
 use bytes::Bytes;
-use diffusion_proto::testing::{expected_after_parse, ClientScript};
+use diffusion_proto::testing::{expected_after_parse, ClientScript, TopicScript};
 use diffusion_proto::{
-    AcceptOutcome, ConnectionId, ConnectionParams, ConnectionResponse, CounterEntropy, Credentials, Message,
-    MessageError, ParameterCarrier, ProtocolVersion, RawParams, ResponseCode, ResponseError, ResponseFields,
-    ResponseHeader, Server, ServerConfig, ServerOutput, SessionId, SessionProperties, SessionToken,
-    UpgradeRequest, UserTable,
+    apply_delta as apply, produce_delta, AcceptOutcome, ConnectionId, ConnectionParams, ConnectionResponse,
+    CounterEntropy, Credentials, DataType, Message, MessageError, ParameterCarrier, ProtocolVersion,
+    RawParams, ResponseCode, ResponseError, ResponseFields, ResponseHeader, Selector, SelectorError, Server,
+    ServerConfig, ServerOutput, SessionId, SessionProperties, SessionToken, TopicValue, UpgradeRequest,
+    UserTable,
 };
 
 /// A fuzz target over raw input bytes: panics when a check fails.
@@ -23,7 +24,7 @@ pub type Target = fn(&[u8]);
 
 /// Every target by name (also its corpus directory under `fuzz/corpus/`), taking the raw
 /// input as libFuzzer hands it over.
-pub const TARGETS: [(&str, Target); 5] = [
+pub const TARGETS: [(&str, Target); 9] = [
     ("connection_response", connection_response),
     ("message", message),
     ("upgrade_params", upgrade_params),
@@ -31,6 +32,12 @@ pub const TARGETS: [(&str, Target); 5] = [
         typed(data).into_iter().for_each(client_session)
     }),
     ("round_trip", |data| typed(data).into_iter().for_each(round_trip)),
+    ("topic_session", |data| {
+        typed(data).into_iter().for_each(topic_session)
+    }),
+    ("apply_delta", apply_delta),
+    ("selector", selector),
+    ("value_decode", value_decode),
 ];
 
 /// A typed input from raw bytes exactly as `fuzz_target!` makes it: `None` for input too
@@ -390,4 +397,124 @@ fn params_round_trip(params: &ConnectionParams) {
 /// the session within its close timeout, with nothing left pending.
 pub fn client_session(script: ClientScript) {
     script.run();
+}
+
+// ---- topic_session -----------------------------------------------------------------------
+
+/// A connected `ClientSession` under a script of topic messages, checked after every step
+/// against the registry's model (see `diffusion_proto::testing::TopicScript`): the same
+/// events, answers, topics, values and counters, and the session still connected.
+pub fn topic_session(script: TopicScript) {
+    script.run();
+}
+
+// ---- apply_delta -------------------------------------------------------------------------
+
+/// The largest value `apply_delta` may build here.
+const DELTA_LIMIT: usize = 4096;
+
+/// `apply_delta` on an old value and a delta (input: the old value's length, u16 LE, then
+/// the old value, then the delta): fails or builds at most the limit, `f6` gives the old
+/// value back; `produce_delta` from the old value to what was built, and to the delta's
+/// bytes read as a value, gives a shorter script that applies back to it.
+pub fn apply_delta(data: &[u8]) {
+    let (len, rest) = match data {
+        [lo, hi, rest @ ..] => (usize::from(u16::from_le_bytes([*lo, *hi])).min(rest.len()), rest),
+        _ => return,
+    };
+    let (old, delta) = rest.split_at(len);
+    match apply(old, delta, DELTA_LIMIT) {
+        Ok(new) => {
+            assert!(new.len() <= DELTA_LIMIT);
+            if delta == [0xf6] {
+                assert_eq!(new, old);
+            }
+            produced_applies(old, &new);
+        }
+        Err(e) => assert!(!e.to_string().is_empty()),
+    }
+    produced_applies(old, delta);
+}
+
+/// A produced delta (there is none when sending `new` itself is as short) is shorter than
+/// `new`, never `f6`, and applies to `new` within `new`'s length.
+fn produced_applies(old: &[u8], new: &[u8]) {
+    if let Some(delta) = produce_delta(old, new) {
+        assert!(delta.len() < new.len() && delta != [0xf6], "{delta:02x?}");
+        assert_eq!(apply(old, &delta, new.len()).ok().as_deref(), Some(new));
+    }
+}
+
+// ---- selector ----------------------------------------------------------------------------
+
+/// `Selector::parse` of the input's first line (lossy UTF-8), matched against the other
+/// lines as paths: a selector parses or fails with a typed error (`Empty` exactly for the
+/// empty string); what parses keeps its text, and its normalized form (what the JavaScript
+/// client sends) parses to a selector of the same kind that selects the same paths.
+pub fn selector(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let mut lines = text.split('\n');
+    let expression = lines.next().unwrap_or_default();
+    let paths: Vec<&str> = lines.take(16).collect();
+    match Selector::parse(expression) {
+        Ok(selector) => {
+            assert_eq!(selector.as_str(), expression);
+            assert_eq!(selector.to_string(), expression);
+            let normalized = selector.normalized();
+            if normalized == expression {
+                // The same text again would prove nothing; the paths are still matched.
+                for path in paths {
+                    let _ = selector.matches(path);
+                }
+                return;
+            }
+            let again = Selector::parse(&normalized)
+                .unwrap_or_else(|e| panic!("{expression:?} normalized to {normalized:?}: {e}"));
+            assert_eq!(again.kind(), selector.kind());
+            for path in paths {
+                assert_eq!(
+                    again.matches(path),
+                    selector.matches(path),
+                    "{expression:?} on {path:?}"
+                );
+            }
+        }
+        Err(e) => {
+            assert!(!e.to_string().is_empty());
+            assert_eq!(matches!(e, SelectorError::Empty), expression.is_empty());
+        }
+    }
+}
+
+// ---- value_decode ------------------------------------------------------------------------
+
+/// The input read as a value of every datatype: it decodes or fails with a typed error;
+/// what decodes encodes to bytes that decode to the same value and encode to the same
+/// bytes again (NaN aside, which is not equal to itself).
+pub fn value_decode(data: &[u8]) {
+    let bytes = Bytes::copy_from_slice(data);
+    for data_type in DataType::ALL {
+        let value = match TopicValue::decode(data_type, &bytes) {
+            Ok(value) => value,
+            Err(e) => {
+                assert!(!e.to_string().is_empty());
+                continue;
+            }
+        };
+        let _ = format!("{value:?}");
+        let encoded = value
+            .encode()
+            .unwrap_or_else(|e| panic!("{data_type} {value:?} does not encode: {e}"));
+        let back = TopicValue::decode(data_type, &encoded).unwrap_or_else(|e| {
+            panic!("{data_type} {value:?} encoded as {encoded:02x?} does not decode: {e}")
+        });
+        if !matches!(value, TopicValue::Double(x) if x.is_nan()) {
+            assert_eq!(back, value, "{data_type} via {encoded:02x?}");
+        }
+        assert_eq!(
+            back.encode().ok().as_ref(),
+            Some(&encoded),
+            "{data_type} {value:?}"
+        );
+    }
 }

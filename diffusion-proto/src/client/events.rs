@@ -5,9 +5,10 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 
-use crate::handshake::{ResponseCode, SessionId};
-use crate::message::{ErrorReason, Message, ServiceId};
+use crate::handshake::{ProtocolVersion, ResponseCode, SessionId};
+use crate::message::{ErrorReason, ServiceId};
 use crate::state::{CloseReason, SessionState};
+use crate::topics::{PayloadError, ServiceCall, ServicePayload, TopicEvent};
 
 use super::config::ConnectRequest;
 #[cfg(doc)]
@@ -30,6 +31,32 @@ pub struct Reply {
     pub round_trip: Duration,
     /// Wall-clock time the request was sent.
     pub sent_at: SystemTime,
+    /// The session's protocol version, which the payload's layout depends on.
+    pub version: ProtocolVersion,
+}
+
+impl Reply {
+    /// The payload read as the response of the request `C` that
+    /// [`ClientSession::call`] sent, in the session's protocol version. Needs nothing but
+    /// the reply, so it can run wherever the reply is delivered.
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use bytes::Bytes;
+    /// use diffusion_proto::{AddTopicRequest, AddTopicResult, ProtocolVersion, Reply};
+    ///
+    /// let reply = Reply {
+    ///     payload: Bytes::from_static(&[0x01]),
+    ///     round_trip: Duration::from_millis(3),
+    ///     sent_at: SystemTime::UNIX_EPOCH,
+    ///     version: ProtocolVersion::V25,
+    /// };
+    /// assert_eq!(reply.response::<AddTopicRequest>()?, AddTopicResult::Exists);
+    /// # Ok::<(), diffusion_proto::PayloadError>(())
+    /// ```
+    pub fn response<C: ServiceCall>(&self) -> Result<C::Response, PayloadError> {
+        C::Response::decode(&self.payload, self.version)
+    }
 }
 
 /// Why one of this client's requests failed.
@@ -82,6 +109,16 @@ pub enum SessionError {
         "disconnected and {0} messages are already waiting for the reconnection; retry once reconnected"
     )]
     RecoveryBufferFull(usize),
+    /// The request cannot be written in the session's protocol version (e.g. a
+    /// subscription scope, or a disjunction constraint, in protocol 25).
+    #[error("the {service} request cannot be sent: {source}")]
+    Encode {
+        /// The service of the request.
+        service: ServiceId,
+        /// Why.
+        #[source]
+        source: PayloadError,
+    },
 }
 
 /// One change of [`SessionState`].
@@ -183,8 +220,9 @@ pub enum Event {
     },
     /// A SYSTEM_PING from the server was answered.
     SystemPingAnswered,
-    /// A topic value or delta, kept opaque.
-    Topic(Message),
+    /// Something happened to one of the session's topics: subscribed, a new value,
+    /// unsubscribed, or an error on that topic (which never closes the session).
+    Topic(TopicEvent),
 }
 
 /// What the adapter must do, in order.

@@ -1,15 +1,17 @@
 //! Where every message from the server goes, in one place: the server's service requests
-//! (built-in answers, or the application's registered services), answers to this client's
-//! requests, topic messages, ABORT. Features (topics, messaging) add their routes here.
+//! (built-in answers, the topic notifications, or the application's registered services),
+//! answers to this client's requests, topic values and deltas, ABORT. Features add their
+//! routes here.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::time::Instant;
 
 use bytes::Bytes;
 
-use super::{ClientSession, Event, InboundRequestId, Phase, Reply, RequestError, RequestId};
+use super::{ClientSession, Event, InboundRequestId, Output, Phase, Reply, RequestError, RequestId};
 use crate::message::{ErrorReason, Message, ServiceId};
 use crate::state::{CloseReason, SessionState};
+use crate::topics::{NotifySubscription, NotifyUnsubscription, PayloadError, ServicePayload, TopicEvent};
 
 /// Which of the server's requests reach the application.
 #[derive(Debug, Default)]
@@ -42,6 +44,7 @@ impl ClientSession {
                         payload,
                         round_trip: now.saturating_duration_since(p.sent_at),
                         sent_at: p.wall,
+                        version: self.config.version,
                     };
                     self.emit(Event::Response {
                         id: RequestId(cid),
@@ -62,12 +65,31 @@ impl ClientSession {
                     });
                 }
             }
-            Message::TopicValue { compressed: true, .. } | Message::TopicDelta { compressed: true, .. } => {
-                self.protocol_error(
-                    "a compressed topic message arrived, but zlib was not advertised (ca=8)".into(),
-                )
+            // We advertise no zlib (ca=8), so a compressed topic message is that topic's
+            // error, not the session's.
+            Message::TopicValue {
+                topic_id,
+                compressed: true,
+                ..
+            } => self
+                .topics
+                .compressed(topic_id, false, emitter(&mut self.outputs)),
+            Message::TopicDelta {
+                topic_id,
+                compressed: true,
+                ..
+            } => self.topics.compressed(topic_id, true, emitter(&mut self.outputs)),
+            Message::TopicValue {
+                topic_id, payload, ..
+            } => self.topics.value(topic_id, payload, emitter(&mut self.outputs)),
+            Message::TopicDelta {
+                topic_id, payload, ..
+            } => {
+                // The value a delta builds is bounded like a value that arrives whole.
+                let limit = self.config.max_inbound_message_size;
+                self.topics
+                    .delta(topic_id, &payload, limit, emitter(&mut self.outputs))
             }
-            m @ (Message::TopicValue { .. } | Message::TopicDelta { .. }) => self.emit(Event::Topic(m)),
             Message::Abort => match self.phase {
                 Phase::Closing => self.finish(SessionState::ClosedByClient, CloseReason::ClosedByClient),
                 _ => self.finish(SessionState::ClosedByServer, CloseReason::Aborted),
@@ -88,6 +110,14 @@ impl ClientSession {
             self.arm_idle(now);
             self.system_pings_answered += 1;
             self.emit(Event::SystemPingAnswered);
+        } else if service == ServiceId::NOTIFY_SUBSCRIPTION {
+            let used = NotifySubscription::decode(&payload, self.config.version)
+                .map(|n| self.topics.notify(n, emitter(&mut self.outputs)));
+            self.answer_notification(service, cid, used);
+        } else if service == ServiceId::NOTIFY_UNSUBSCRIPTION {
+            let used = NotifyUnsubscription::decode(&payload, self.config.version)
+                .map(|n| self.topics.unsubscribe(n, emitter(&mut self.outputs)));
+            self.answer_notification(service, cid, used);
         } else if self.routes.services.contains(&service) {
             self.emit(Event::InboundRequest {
                 id: InboundRequestId(cid),
@@ -110,4 +140,30 @@ impl ClientSession {
             });
         }
     }
+
+    /// Answers a topic notification: an empty response, or INVALID_DATA for one that does
+    /// not decode (dropped and counted); nothing for a one-way (cid 0) notification, which
+    /// is how servers send them (TOPICS §2.2: the JavaScript client does not answer those).
+    fn answer_notification(&mut self, service: ServiceId, cid: i64, decoded: Result<(), PayloadError>) {
+        if let Err(e) = &decoded {
+            self.topics.malformed();
+            if cid != 0 {
+                self.send(Message::ServiceError {
+                    cid,
+                    description: format!("malformed {service} request: {e}"),
+                    reason: ErrorReason::INVALID_DATA,
+                });
+            }
+        } else if cid != 0 {
+            self.send(Message::ServiceResponse {
+                cid,
+                payload: Bytes::new(),
+            });
+        }
+    }
+}
+
+/// Delivers the registry's topic events as session events, in order.
+pub(super) fn emitter(outputs: &mut VecDeque<Output>) -> impl FnMut(TopicEvent) + '_ {
+    |event| outputs.push_back(Output::Event(Event::Topic(event)))
 }

@@ -3,7 +3,8 @@
 //!
 //! The session is a [`Phase`] (what it is doing, with that phase's data) and a table of
 //! [`Timer`]s; its [`SessionState`] is derived from the phase. Requests live in `requests`,
-//! what it sent in the recovery buffer, and the dispatch of what it receives in `inbound`.
+//! what it sent in the recovery buffer, the dispatch of what it receives in `inbound`, and
+//! its topics in the topic registry.
 
 mod config;
 mod events;
@@ -26,10 +27,11 @@ use bytes::Bytes;
 use crate::handshake::{
     ConnectionResponse, ReconnectParams, ResponseCode, SessionGrant, SessionId, SessionToken,
 };
-use crate::message::{ErrorReason, Message, MessageError, ServiceId};
+use crate::message::{type_code, ErrorReason, Message, MessageError, ServiceId};
 use crate::outbound::RecoveryBuffer;
 use crate::reconnect::ReconnectAction;
 use crate::state::{CloseReason, SessionState};
+use crate::topics::{ServiceCall, Topic, TopicRegistry, TopicStats};
 use crate::transport::TransportError;
 use inbound::Routes;
 use phase::Timers;
@@ -51,7 +53,8 @@ struct Granted {
 ///
 /// [`ClientSession::new`] queues the first [`Output::Connect`]. After **every** call
 /// that feeds it (`handle_frame`, `handle_transport_closed`, `handle_timeout`, or a
-/// command such as `ping`, `invoke`, `respond`, `close`, `register_service`) the adapter:
+/// command such as `ping`, `call`, `invoke`, `respond`, `close`, `register_service`) the
+/// adapter:
 ///
 /// 1. drains [`ClientSession::poll_output`] until `None`, carrying out each output in
 ///    order (open the transport, send the frame, close the transport, deliver the event);
@@ -88,6 +91,8 @@ pub struct ClientSession {
     outputs: VecDeque<Output>,
     requests: Requests,
     routes: Routes,
+    /// The topics the server subscribed this session to, with their last values.
+    topics: TopicRegistry,
     /// What this client sent, numbered across reconnections, the newest kept for a 105.
     sent: RecoveryBuffer,
     /// Messages received from the server since the first connect, ABORT excluded (`ss`).
@@ -110,6 +115,7 @@ impl ClientSession {
             outputs: VecDeque::new(),
             requests: Requests::default(),
             routes: Routes::default(),
+            topics: TopicRegistry::default(),
             sent,
             received: 0,
             system_pings_answered: 0,
@@ -174,6 +180,24 @@ impl ClientSession {
         self.requests.len()
     }
 
+    /// The topics the session is subscribed to, each with its last value (`None` before
+    /// the first, after an error, and for `DONT_RETAIN_VALUE` topics), in no particular
+    /// order. A stream added late starts from these (TOPICS §2.5); a closed session has none.
+    pub fn topics(&self) -> impl ExactSizeIterator<Item = (&Topic, Option<&Bytes>)> + '_ {
+        self.topics.iter()
+    }
+
+    /// The subscribed topic with this id, and its last value.
+    pub fn topic(&self, id: i32) -> Option<(&Topic, Option<&Bytes>)> {
+        self.topics.get(id)
+    }
+
+    /// Counters of the topic messages received: topics subscribed, values and deltas,
+    /// and what was dropped or reported as a topic error.
+    pub fn topic_stats(&self) -> TopicStats {
+        self.topics.stats()
+    }
+
     /// The phase, with its data (for tests and diagnostics).
     #[doc(hidden)]
     pub fn phase(&self) -> &Phase {
@@ -204,7 +228,9 @@ impl ClientSession {
     }
 
     /// Lets the server's requests to `service` through as [`Event::InboundRequest`];
-    /// requests to services not registered are answered with SERVICE_ERROR 100.
+    /// requests to services not registered are answered with SERVICE_ERROR 100. The
+    /// services the session serves itself are never let through: SYSTEM_PING,
+    /// NOTIFY_SUBSCRIPTION and NOTIFY_UNSUBSCRIPTION (they feed [`Event::Topic`]).
     pub fn register_service(&mut self, service: ServiceId) {
         self.routes.register(service);
     }
@@ -217,6 +243,35 @@ impl ClientSession {
     /// Sends a USER_PING; its [`Event::Response`] carries the round trip.
     pub fn ping(&mut self, now: Instant, wall: SystemTime) -> Result<RequestId, SessionError> {
         self.invoke(now, wall, ServiceId::USER_PING, Bytes::new())
+    }
+
+    /// Sends the request `C` to its service, written in the session's protocol version;
+    /// read the answer with [`Reply::response`]`::<C>()`. While reconnecting it waits in
+    /// the recovery buffer and goes out on 105.
+    ///
+    /// ```
+    /// use std::time::{Instant, SystemTime};
+    /// use diffusion_proto::{ClientConfig, ClientSession, SessionError, SubscribeRequest};
+    ///
+    /// let now = Instant::now();
+    /// let mut session = ClientSession::new(ClientConfig::new("ws://127.0.0.1:8080").unwrap(), now);
+    /// let subscribe = SubscribeRequest::new("?t//");
+    /// // Not connected yet: refused at once, nothing sent.
+    /// assert_eq!(session.call(now, SystemTime::now(), &subscribe), Err(SessionError::NotConnected));
+    /// ```
+    pub fn call<C: ServiceCall>(
+        &mut self,
+        now: Instant,
+        wall: SystemTime,
+        request: &C,
+    ) -> Result<RequestId, SessionError> {
+        let payload = request
+            .to_bytes(self.config.version)
+            .map_err(|source| SessionError::Encode {
+                service: C::SERVICE,
+                source,
+            })?;
+        self.invoke(now, wall, C::SERVICE, payload)
     }
 
     /// Sends a request to the server's `service`. While reconnecting it waits in the
@@ -491,9 +546,11 @@ impl ClientSession {
                 Ok(n) => n,
                 Err(reason) => return self.finish(SessionState::ClosedFailed, reason),
             },
-            // 106, or a brand-new session where we asked to resume: what was in flight is gone.
+            // 106, or a brand-new session where we asked to resume: what was in flight is
+            // gone, and so are the topics, which the server notifies again (TOPICS §2.6).
             _ if recovering => {
                 self.reset_sequences();
+                self.topics.refresh(inbound::emitter(&mut self.outputs));
                 0
             }
             _ => 0,
@@ -573,6 +630,17 @@ impl ClientSession {
             // Both official clients drop messages of unknown types; so do we.
             Err(MessageError::UnknownType { .. }) => {
                 self.received += 1;
+                return;
+            }
+            // A topic message too short for its topic id names no topic, so it cannot be
+            // that topic's error: dropped and counted. Whatever concerns one topic never
+            // ends the session; the decoder still calls it malformed, as it is.
+            Err(MessageError::Body {
+                type_code: type_code::TOPIC_VALUE | type_code::TOPIC_DELTA,
+                ..
+            }) => {
+                self.received += 1;
+                self.topics.malformed();
                 return;
             }
             Err(e) => return self.protocol_error(e.to_string()),
@@ -655,6 +723,8 @@ impl ClientSession {
         self.fail_pending(RequestError::SessionClosed(reason.clone()));
         self.timers.stop_all();
         self.sent.clear();
+        // No event per topic: the change to a closed state ends them all.
+        self.topics.clear();
         self.transition(Phase::Closed { state, reason });
     }
 }

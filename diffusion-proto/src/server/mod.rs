@@ -34,7 +34,7 @@ pub use auth::{AllowAll, Authenticator, CounterEntropy, Entropy, UserTable};
 pub use config::{ConnectionId, ServerConfig, UpgradeRequest};
 pub use output::{AcceptOutcome, ServerCloseReason, ServerEvent, ServerEventKind, ServerOutput};
 pub use session::{ServerStats, SessionInfo, SessionStats};
-pub use topics::{SubscriptionInfo, TopicInfo, TopicSent, TopicStats, TopicTreeError};
+pub use topics::{SubscriptionInfo, TopicInfo, TopicSent, TopicTreeError, TopicTreeStats};
 
 use crate::handshake::SessionId;
 use crate::message::{Message, ServiceId};

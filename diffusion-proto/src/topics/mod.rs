@@ -1,10 +1,11 @@
 //! Topics (TOPICS.md §2–§6, §8) as pure building blocks: datatypes and values, binary
 //! deltas, selectors, topic specifications, update constraints and the service codecs.
 //!
-//! Nothing here holds state: the client's topic registry and the server's topic tree use
-//! these functions. TOPIC_VALUE and TOPIC_DELTA frames are [`crate::Message::TopicValue`]
-//! and [`crate::Message::TopicDelta`] (a 4-byte big-endian topic id, then the value or
-//! delta bytes).
+//! Only the client's topic registry (`registry`, one field of [`crate::ClientSession`])
+//! holds state; the rest are pure functions that it and the server's topic tree use.
+//! TOPIC_VALUE and TOPIC_DELTA frames are [`crate::Message::TopicValue`] and
+//! [`crate::Message::TopicDelta`] (a 4-byte big-endian topic id, then the value or delta
+//! bytes).
 
 mod cbor;
 pub(crate) mod codec;
@@ -13,6 +14,7 @@ mod control;
 mod datatype;
 mod delta;
 mod fetch;
+mod registry;
 mod selector;
 mod specification;
 mod subscription;
@@ -33,6 +35,8 @@ pub use delta::{apply_delta, produce_delta, DeltaError};
 pub use fetch::{
     FetchRange, FetchRequest, FetchResponse, FetchResult, TopicSize, TopicTypeSet, FETCH_NO_LIMIT,
 };
+pub(crate) use registry::TopicRegistry;
+pub use registry::{Topic, TopicError, TopicEvent, TopicStats};
 pub use selector::{Selector, SelectorError, SelectorKind};
 pub use specification::TopicSpecification;
 pub use subscription::{

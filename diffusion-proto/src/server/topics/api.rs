@@ -66,7 +66,7 @@ pub struct SubscriptionInfo {
 /// Counters of the topic tree since the server started.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct TopicStats {
+pub struct TopicTreeStats {
     /// Topics in the tree now.
     pub topics: usize,
     /// Topics created.
@@ -195,7 +195,7 @@ impl Server {
     }
 
     /// The topic tree's counters.
-    pub fn topic_stats(&self) -> TopicStats {
+    pub fn topic_stats(&self) -> TopicTreeStats {
         self.topics.stats()
     }
 }

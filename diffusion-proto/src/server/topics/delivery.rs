@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use bytes::Bytes;
 
-use super::api::TopicStats;
+use super::api::TopicTreeStats;
 use super::tree::Topic;
 use crate::handshake::SessionId;
 use crate::server::session::Session;
@@ -32,7 +32,7 @@ pub(super) fn bind(
     id: SessionId,
     session: &mut Session,
     topic: &mut Topic,
-    stats: &mut TopicStats,
+    stats: &mut TopicTreeStats,
     outputs: &mut VecDeque<ServerOutput>,
 ) {
     session.topics.subscribed.insert(topic.id);
@@ -46,7 +46,7 @@ pub(super) fn notify(
     id: SessionId,
     session: &mut Session,
     topic: &mut Topic,
-    stats: &mut TopicStats,
+    stats: &mut TopicTreeStats,
     outputs: &mut VecDeque<ServerOutput>,
 ) {
     session.push_numbered(topic.notify_frame(), outputs);
@@ -75,7 +75,7 @@ pub(super) fn unbind(
     topic: &Topic,
     frame: &Bytes,
     reason: UnsubscribeReason,
-    stats: &mut TopicStats,
+    stats: &mut TopicTreeStats,
     outputs: &mut VecDeque<ServerOutput>,
 ) {
     session.topics.subscribed.remove(&topic.id);
@@ -99,7 +99,7 @@ pub(super) fn deliver(
     topic: &Topic,
     frame: &Bytes,
     delta: bool,
-    stats: &mut TopicStats,
+    stats: &mut TopicTreeStats,
     outputs: &mut VecDeque<ServerOutput>,
 ) {
     let mut sent = 0;

@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use bytes::Bytes;
 
-pub use api::{SubscriptionInfo, TopicInfo, TopicSent, TopicStats};
+pub use api::{SubscriptionInfo, TopicInfo, TopicSent, TopicTreeStats};
 pub use error::TopicTreeError;
 pub(super) use subscriptions::SessionTopics;
 pub(super) use tree::TopicTree;

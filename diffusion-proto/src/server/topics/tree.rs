@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::api::TopicStats;
+use super::api::TopicTreeStats;
 use super::error::TopicTreeError;
 use super::subscriptions::SessionTopics;
 use crate::handshake::{ProtocolVersion, SessionId};
@@ -201,7 +201,7 @@ pub(crate) struct TopicTree {
     paths: BTreeMap<i32, Arc<str>>,
     /// The last id given; ids start at 1.
     last_id: i32,
-    stats: TopicStats,
+    stats: TopicTreeStats,
 }
 
 impl TopicTree {
@@ -210,12 +210,12 @@ impl TopicTree {
     }
 
     /// The topic at `path` and the counters, borrowed together.
-    pub(crate) fn get_mut(&mut self, path: &str) -> Option<(&mut Topic, &mut TopicStats)> {
+    pub(crate) fn get_mut(&mut self, path: &str) -> Option<(&mut Topic, &mut TopicTreeStats)> {
         Some((self.topics.get_mut(path)?, &mut self.stats))
     }
 
     /// The topic `id` and the counters, borrowed together.
-    pub(crate) fn by_id_mut(&mut self, id: i32) -> Option<(&mut Topic, &mut TopicStats)> {
+    pub(crate) fn by_id_mut(&mut self, id: i32) -> Option<(&mut Topic, &mut TopicTreeStats)> {
         let path = self.paths.get(&id)?;
         Some((self.topics.get_mut(path)?, &mut self.stats))
     }
@@ -225,7 +225,7 @@ impl TopicTree {
     }
 
     /// Every topic in path order, and the counters.
-    pub(crate) fn all_mut(&mut self) -> (btree_map::ValuesMut<'_, Arc<str>, Topic>, &mut TopicStats) {
+    pub(crate) fn all_mut(&mut self) -> (btree_map::ValuesMut<'_, Arc<str>, Topic>, &mut TopicTreeStats) {
         (self.topics.values_mut(), &mut self.stats)
     }
 
@@ -248,12 +248,12 @@ impl TopicTree {
         self.get(path).map_or(TopicState::Missing, Topic::state)
     }
 
-    pub(crate) fn stats_mut(&mut self) -> &mut TopicStats {
+    pub(crate) fn stats_mut(&mut self) -> &mut TopicTreeStats {
         &mut self.stats
     }
 
-    pub(crate) fn stats(&self) -> TopicStats {
-        TopicStats {
+    pub(crate) fn stats(&self) -> TopicTreeStats {
+        TopicTreeStats {
             topics: self.topics.len(),
             ..self.stats
         }
